@@ -1,0 +1,36 @@
+"""Train a model: `python scripts/train.py model=lstm data=timemachine [overrides...]`.
+
+Composition runs before anything heavy is imported, so `--cfg job`, `--help` and config errors
+answer at once; torch and lightning load only when a run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+log = logging.getLogger("rnnlab")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from rnnlab.errors import UserError
+    from rnnlab.training import train
+
+    try:
+        return train(cfg)
+    except UserError as error:
+        # A mistake the user can fix: one line, no traceback (HYDRA_FULL_ERROR=1 shows it).
+        if HydraConfig.get().mode == RunMode.MULTIRUN or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("error: %s", error)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Lightning callbacks that rnnlab adds to the ones Lightning ships."""

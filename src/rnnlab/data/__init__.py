@@ -1,0 +1,1 @@
+"""Corpora, vocabularies, downloads and the batch samplers behind the datamodules."""

@@ -1,0 +1,196 @@
+"""`LanguageModelData`: a text corpus as train / val / test token streams for a language model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from rnnlab.data.corpus import PREPROCESSING, TOKENS, preprocess, read_text, tokenize
+from rnnlab.data.download import fetch_verified, file_digest
+from rnnlab.data.sampling import RandomWindows, SequentialPartition, TokenWindows
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SAMPLING = ("sequential", "random")
+
+
+def _positive(name: str, value: int | float | None) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"data.{name}={value} must be positive")
+
+
+class LanguageModelData(L.LightningDataModule):
+    """A corpus, tokenised once, split into contiguous train / val / test blocks.
+
+    Where the text comes from, in order: `path`; else `filename` in `data_dir`; else a download of
+    `url` into `data_dir`, verified against `sha1` before it is used.
+
+    Training batches follow `sampling` (the book's sequential partitioning or random sampling).
+    Validation and test always read their block as `eval_batch_size` parallel streams from the
+    start, in windows of `eval_num_steps`, so every held-out token is scored once with the state
+    of the text before it.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        data_dir: str = "~/.cache/rnnlab",
+        filename: str | None = None,
+        url: str | None = None,
+        sha1: str | None = None,
+        preprocess: str = "d2l",
+        tokens: str = "char",
+        max_tokens: int | None = None,
+        splits: tuple[float, float, float] = (0.9, 0.05, 0.05),
+        batch_size: int = 32,
+        num_steps: int = 35,
+        sampling: str = "sequential",
+        eval_batch_size: int | None = None,
+        eval_num_steps: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name in ("batch_size", "num_steps", "max_tokens", "eval_batch_size", "eval_num_steps"):
+            _positive(name, locals()[name])
+        if preprocess not in PREPROCESSING:
+            raise UserError(
+                f"data.preprocess={preprocess!r} is unknown; choose one of {', '.join(PREPROCESSING)}"
+            )
+        if tokens not in TOKENS:
+            raise UserError(f"data.tokens={tokens!r} is unknown; choose one of {', '.join(TOKENS)}")
+        if sampling not in SAMPLING:
+            raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
+        if len(splits) != 3 or any(part <= 0 for part in splits) or abs(sum(splits) - 1) > 1e-6:
+            raise UserError(
+                f"data.splits={list(splits)} must be three positive fractions (train, val, test) summing to 1"
+            )
+        if path is None and filename is None:
+            raise UserError("this dataset needs a file: pass data.path=FILE")
+        self.path, self.data_dir, self.filename, self.url, self.sha1 = path, data_dir, filename, url, sha1
+        self.preprocess, self.tokens, self.max_tokens, self.splits = (
+            preprocess,
+            tokens,
+            max_tokens,
+            tuple(splits),
+        )
+        self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
+        self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
+        self.vocab: Vocab | None = None
+        self.split_tokens: dict[str, torch.Tensor] = {}
+
+    # -- where the text comes from -------------------------------------------------------------
+    def _cached_file(self) -> Path:
+        return Path(self.data_dir).expanduser() / self.filename
+
+    def source(self) -> Path:
+        """The file this run reads; `prepare_data` has downloaded it if it had to."""
+        if self.path is not None:
+            return Path(self.path).expanduser()
+        cached = self._cached_file()
+        if not cached.exists() and self.url is None:
+            raise UserError(f"{cached} does not exist; pass data.path=FILE or put the file there")
+        return cached
+
+    def prepare_data(self) -> None:
+        """Download into the data directory if no local copy exists (rank 0 only, under Lightning)."""
+        if self.path is not None:
+            return
+        cached = self._cached_file()
+        if cached.exists():
+            if self.sha1 and file_digest(cached) != self.sha1:
+                raise UserError(
+                    f"{cached} does not have the expected SHA-1 {self.sha1}; delete it to download it again, "
+                    "or pass data.path=FILE to train on it as it is"
+                )
+            return
+        if self.url is not None:
+            log.info("downloading %s to %s", self.url, cached)
+            fetch_verified(self.url, cached, self.sha1)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        assert self.vocab is not None, "call setup() first"
+        return len(self.vocab)
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether consecutive training batches continue each other (so the state should carry)."""
+        return self.sampling == "sequential"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:  # rnnlab calls setup before Lightning does, to size the network
+            return
+        path = self.source()
+        tokens = tokenize(preprocess(read_text(path), self.preprocess), self.tokens)
+        if self.max_tokens is not None:
+            tokens = tokens[: self.max_tokens]
+        vocab = Vocab.build(tokens, joiner=" " if self.tokens == "word" else "")
+        if len(vocab) < 3:
+            raise UserError(
+                f"{path} has {len(vocab) - 1} distinct {self.tokens} token(s) after "
+                f"data.preprocess={self.preprocess}; a language model needs at least 2 "
+                "(try data.preprocess=raw, or another file)"
+            )
+        ids = torch.tensor(vocab.encode(tokens), dtype=torch.long)
+        n_train = int(len(ids) * self.splits[0])
+        n_val = int(len(ids) * self.splits[1])
+        self.split_tokens = {
+            "train": ids[:n_train],
+            "val": ids[n_train : n_train + n_val],
+            "test": ids[n_train + n_val :],
+        }
+        self.vocab = vocab
+        # Build every sampler once now, so a corpus too small for the batch shape fails before training.
+        self._train_sampler()
+        self._eval_sampler("val")
+        self._eval_sampler("test")
+        log.info(
+            "%s: %d %s tokens, vocab %d, train/val/test %s",
+            path.name,
+            len(ids),
+            self.tokens,
+            len(vocab),
+            "/".join(str(len(t)) for t in self.split_tokens.values()),
+        )
+
+    # -- batches --------------------------------------------------------------------------------
+    def _shard(self) -> dict[str, int]:
+        trainer = self.trainer
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+
+    def _train_sampler(self) -> SequentialPartition | RandomWindows:
+        n = len(self.split_tokens["train"])
+        if self.sampling == "sequential":
+            return SequentialPartition(n, self.batch_size, self.num_steps, self.seed, **self._shard())
+        return RandomWindows(n, self.batch_size, self.num_steps, self.seed, **self._shard())
+
+    def _eval_sampler(self, split: str) -> SequentialPartition:
+        n = len(self.split_tokens[split])
+        if n < self.eval_batch_size + 1:
+            raise UserError(
+                f"the {split} split has {n} tokens, too few for {self.eval_batch_size} evaluation streams; "
+                "use more text (or a larger data.max_tokens) or lower data.eval_batch_size"
+            )
+        return SequentialPartition(
+            n, self.eval_batch_size, self.eval_num_steps, random_offset=False, keep_tail=True, **self._shard()
+        )
+
+    def _loader(self, split: str, sampler: SequentialPartition | RandomWindows) -> DataLoader:
+        # batch_size=None: the sampler already yields whole batches (windows of the token tensor).
+        return DataLoader(TokenWindows(self.split_tokens[split]), batch_size=None, sampler=sampler)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self._train_sampler())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self._eval_sampler("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self._eval_sampler("test"))

@@ -1,0 +1,150 @@
+"""The book's two minibatch schemes over one pre-tokenised tensor, as samplers.
+
+A sampler yields `Window`s: where each row of a batch starts and how many steps it spans.
+`TokenWindows` turns a window into (inputs, targets) by indexing the token tensor, so a batch
+costs one gather, never a Python loop over tokens.
+
+The samplers re-draw their random offset (and order) per epoch in `set_epoch`, which Lightning calls
+on a loader's sampler before every epoch, from a generator seeded by (seed, epoch): a run is
+reproducible and a resumed run sees the same batches as an uninterrupted one.
+
+`rank` / `world_size` give each process its own contiguous block of the batch rows, so the rows a
+process sees keep continuing each other under data-parallel training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from rnnlab.errors import UserError
+
+
+class Window(NamedTuple):
+    starts: torch.Tensor  # [rows] first token index of each row
+    length: int  # time steps
+
+
+class TokenWindows(Dataset):
+    """Inputs are `tokens[start : start + length]`, targets the same shifted by one."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
+
+    def __getitem__(self, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+        index = window.starts[:, None] + torch.arange(window.length)
+        return self.tokens[index], self.tokens[index + 1]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def _rows_of_rank(batch_size: int, rank: int, world_size: int) -> slice:
+    if batch_size % world_size:
+        raise UserError(
+            f"data.batch_size={batch_size} does not divide over {world_size} processes; "
+            f"use a multiple of {world_size}"
+        )
+    per_rank = batch_size // world_size
+    return slice(rank * per_rank, (rank + 1) * per_rank)
+
+
+class _EpochSeeded(Sampler[Window]):
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+
+
+class SequentialPartition(_EpochSeeded):
+    """B parallel streams: row i of batch t+1 continues row i of batch t.
+
+    The corpus (after a random offset in [0, num_steps) each epoch, or none for evaluation) is cut
+    into `batch_size` equal streams read `num_steps` at a time, so a hidden state carried from one
+    batch to the next is the state of the text that precedes it. Every epoch has the same number of
+    batches (that of the largest offset), which Lightning's progress and limits rely on.
+
+    `keep_tail` (for evaluation) adds a last, shorter window so that every token of every stream is
+    scored.
+    """
+
+    def __init__(
+        self,
+        num_tokens: int,
+        batch_size: int,
+        num_steps: int,
+        seed: int = 0,
+        random_offset: bool = True,
+        keep_tail: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(seed)
+        self.num_tokens, self.batch_size, self.num_steps = num_tokens, batch_size, num_steps
+        self.random_offset, self.keep_tail = random_offset, keep_tail
+        self.rows = _rows_of_rank(batch_size, rank, world_size)
+        max_offset = num_steps - 1 if random_offset else 0
+        self.stream_length = (num_tokens - 1 - max_offset) // batch_size
+        if self.stream_length < (1 if keep_tail else num_steps):
+            raise UserError(
+                f"{num_tokens} tokens are too few for batch_size={batch_size} x num_steps={num_steps} "
+                f"(each of the {batch_size} streams needs at least {num_steps + max_offset} tokens); "
+                "lower data.batch_size or data.num_steps, or use more text"
+            )
+
+    def __len__(self) -> int:
+        full, tail = divmod(self.stream_length, self.num_steps)
+        return full + int(self.keep_tail and tail > 0)
+
+    def __iter__(self) -> Iterator[Window]:
+        offset = 0
+        if self.random_offset:
+            offset = int(torch.randint(self.num_steps, (1,), generator=self._generator()))
+        starts = offset + torch.arange(self.batch_size)[self.rows] * self.stream_length
+        for step in range(0, len(self) * self.num_steps, self.num_steps):
+            yield Window(starts + step, min(self.num_steps, self.stream_length - step))
+
+
+class RandomWindows(_EpochSeeded):
+    """Random sampling: non-overlapping windows of `num_steps` tokens in a random order.
+
+    Neighbouring rows and batches are unrelated, so the hidden state starts from zero every batch.
+    """
+
+    def __init__(
+        self,
+        num_tokens: int,
+        batch_size: int,
+        num_steps: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(seed)
+        self.num_tokens, self.batch_size, self.num_steps = num_tokens, batch_size, num_steps
+        self.rows = _rows_of_rank(batch_size, rank, world_size)
+        self.num_windows = (num_tokens - 1 - (num_steps - 1)) // num_steps
+        if self.num_windows < batch_size:
+            raise UserError(
+                f"{num_tokens} tokens hold only {max(self.num_windows, 0)} windows of num_steps={num_steps}, "
+                f"fewer than data.batch_size={batch_size}; lower either, or use more text"
+            )
+
+    def __len__(self) -> int:
+        return self.num_windows // self.batch_size
+
+    def __iter__(self) -> Iterator[Window]:
+        generator = self._generator()
+        offset = int(torch.randint(self.num_steps, (1,), generator=generator))
+        order = torch.randperm(self.num_windows, generator=generator)
+        starts = offset + order * self.num_steps
+        for batch in starts[: len(self) * self.batch_size].view(len(self), self.batch_size):
+            yield Window(batch[self.rows], self.num_steps)

@@ -1,0 +1,50 @@
+"""`Vocab`: token <-> index, ordered by frequency, `<unk>` = 0, as in the d2l book."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+UNKNOWN = "<unk>"
+
+
+class Vocab:
+    """Maps tokens to indices and back; saved in checkpoints as plain data (`to_dict`)."""
+
+    def __init__(self, tokens: Sequence[str], joiner: str = "") -> None:
+        if not tokens or tokens[0] != UNKNOWN:
+            raise ValueError(f"a vocabulary starts with {UNKNOWN!r}")
+        self.tokens = list(tokens)
+        self.joiner = joiner
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, corpus: Iterable[str], joiner: str = "") -> Vocab:
+        """Most frequent first; ties keep the order of first appearance (the book's sort is stable)."""
+        counts = Counter(corpus)
+        ordered = sorted(counts, key=counts.__getitem__, reverse=True)
+        return cls([UNKNOWN, *(token for token in ordered if token != UNKNOWN)], joiner)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and (self.tokens, self.joiner) == (other.tokens, other.joiner)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Indices of tokens; a token never seen maps to `<unk>` (0)."""
+        return [self.index.get(token, 0) for token in tokens]
+
+    def decode(self, indices: Iterable[int]) -> str:
+        return self.joiner.join(self.tokens[i] for i in indices)
+
+    def split(self, text: str) -> list[str]:
+        """Tokens of a user's text (a generation prefix), in this vocabulary's token kind."""
+        return text.split() if self.joiner else list(text)
+
+    def to_dict(self) -> dict:
+        return {"tokens": list(self.tokens), "joiner": self.joiner}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Vocab:
+        return cls(data["tokens"], data["joiner"])

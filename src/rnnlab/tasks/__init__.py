@@ -1,0 +1,1 @@
+"""LightningModules: loss, metrics and optimisation around a network."""

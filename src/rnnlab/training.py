@@ -1,0 +1,164 @@
+"""`train(cfg)`: one run from a composed config: build, fit, test with the best checkpoint, report.
+
+Everything the run writes goes under `cfg.paths.output_dir` (Hydra's run directory): the composed
+config and log (Hydra), TensorBoard events, checkpoints, and `metrics.json`, which is written
+whether the run completes or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# `import lightning` gives the "lightning" logger a console handler of its own, on top of the root
+# handlers Hydra sets up (console and the run's log file): without this every line prints twice.
+logging.getLogger("lightning").handlers.clear()
+# ...and advertises a cloud service on every run.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not str(record.msg).startswith("💡 Tip")
+)
+# Batches are windows of an in-memory tensor, so loader workers would only add start-up cost.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Raised from inside Lightning 2.6 on torch >= 2.10; nothing a user can act on.
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+HPARAM_METRICS = ("val_ppl", "test_ppl", "tokens_per_s")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write by rename, so a reader never sees half a file."""
+    temp = path.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temp, path)
+
+
+def run_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """The choices that define a run, flattened for TensorBoard's HPARAMS tab."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    flat = {"seed": cfg.seed, "max_epochs": cfg.trainer.get("max_epochs")}
+    for group in ("model", "data", "optimizer", "scheduler", "task"):
+        for key, value in (resolved.get(group) or {}).items():
+            if key in ("_target_", "_partial_", "data_dir", "url", "sha1"):
+                continue
+            flat[f"{group}/{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate the datamodule, then the network sized by its data, the task and the trainer."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    network = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    # Built through a partial so that Hydra leaves the objects and the plain network config alone.
+    task = instantiate(cfg.task, _partial_=True)(
+        network=network,
+        vocab=datamodule.vocab,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        network_config=OmegaConf.to_container(cfg.model, resolve=True),
+        carry_state=datamodule.carries_state,
+    )
+    callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, task, trainer
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one experiment; return the best validation perplexity (what sweepers minimise)."""
+    run_dir = Path(cfg.paths.output_dir)
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
+    try:
+        if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+            raise UserError(
+                f"ckpt_path={cfg.ckpt_path} is not a file; give the path of a .ckpt to resume from"
+            )
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule, task, trainer = build(cfg)
+        hparams = run_hyperparameters(cfg)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                # Placeholders register the metrics in the HPARAMS tab; the real values follow at the end.
+                logger.log_hyperparams(hparams, {f"hp/{name}": math.nan for name in HPARAM_METRICS})
+            else:
+                logger.log_hyperparams(hparams)
+
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        checkpoint = trainer.checkpoint_callback
+        best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        fitted = {key: _float(value) for key, value in trainer.callback_metrics.items()}
+        if cfg.get("test", True):
+            trainer.test(
+                task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
+            )
+
+        best_val = checkpoint.best_model_score if best_path else None
+        metrics.update(
+            status="completed",
+            val_ppl=_float(best_val) if best_val is not None else fitted.get("val/ppl"),
+            test_ppl=_float(trainer.callback_metrics.get("test/ppl")),
+            train_ppl=fitted.get("train/ppl"),
+            tokens_per_s=statistics.median(task.tokens_per_s) if task.tokens_per_s else None,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+            best_checkpoint=best_path or None,
+        )
+    except BaseException as error:
+        metrics.update(
+            status="interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"
+        )
+        metrics["error"] = f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
+        if run_dir.is_dir():
+            write_json(run_dir / "metrics.json", metrics)
+
+    for logger in trainer.loggers:
+        logger.log_metrics(
+            {f"hp/{name}": metrics[name] for name in HPARAM_METRICS if metrics[name] is not None},
+            step=trainer.global_step,
+        )
+        logger.save()
+    _print_summary(metrics)
+    return metrics["val_ppl"] if metrics["val_ppl"] is not None else math.nan
+
+
+def _print_summary(metrics: dict[str, Any]) -> None:
+    def fmt(value: float | None, spec: str = ".3f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    log.info(
+        "done: best val ppl %s | test ppl %s | train ppl %s | %s tokens/s | %d epochs in %.0f s",
+        fmt(metrics["val_ppl"]),
+        fmt(metrics["test_ppl"]),
+        fmt(metrics["train_ppl"]),
+        fmt(metrics["tokens_per_s"], ",.0f"),
+        metrics["epochs"],
+        metrics["wall_time_s"],
+    )
+    log.info("run dir: %s", metrics["run_dir"])
+    log.info("look at it: tensorboard --logdir %s", metrics["run_dir"])
