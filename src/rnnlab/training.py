@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -61,14 +62,24 @@ def run_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def create(config: Any, **kwargs: Any) -> Any:
+    """Hydra's `instantiate`, but a `UserError` raised by the constructor reaches the user unwrapped."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer."""
-    datamodule = instantiate(cfg.data)
+    datamodule = create(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    network = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    network = create(cfg.model, vocab_size=datamodule.vocab_size)
     # Built through a partial so that Hydra leaves the objects and the plain network config alone.
-    task = instantiate(cfg.task, _partial_=True)(
+    task = create(cfg.task, _partial_=True)(
         network=network,
         vocab=datamodule.vocab,
         optimizer=instantiate(cfg.optimizer),
@@ -76,9 +87,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         network_config=OmegaConf.to_container(cfg.model, resolve=True),
         carry_state=datamodule.carries_state,
     )
-    callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    callbacks = [create(callback) for callback in (cfg.get("callbacks") or {}).values()]
+    loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
+    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, task, trainer
 
 

@@ -1,0 +1,102 @@
+import copy
+import functools
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.nn import functional as F
+
+from rnnlab.data.language_model import LanguageModelData
+from rnnlab.data.sampling import TokenWindows
+from rnnlab.errors import UserError
+from rnnlab.generation import generate
+from rnnlab.models.recurrent import RecurrentLM
+from rnnlab.tasks.language_model import LanguageModelTask, detach
+
+QUIET = dict(
+    accelerator="cpu",
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
+
+
+def make_data(corpus: Path, **kwargs) -> LanguageModelData:
+    data = LanguageModelData(path=str(corpus), **kwargs)
+    data.setup("fit")
+    return data
+
+
+def make_task(network, data, optimizer, **kwargs) -> LanguageModelTask:
+    kwargs.setdefault("sample_length", 0)
+    return LanguageModelTask(network, data.vocab, optimizer, carry_state=data.carries_state, **kwargs)
+
+
+@pytest.mark.parametrize(("tbptt_steps", "pieces"), [(5, 3), (None, 1)])
+def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_steps, pieces):
+    torch.manual_seed(0)
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=12, seed=7)
+    network = RecurrentLM(data.vocab_size, "lstm", 16)
+    reference = copy.deepcopy(network)
+    sgd = functools.partial(torch.optim.SGD, lr=0.5)
+    task = make_task(network, data, sgd, tbptt_steps=tbptt_steps, gradient_clip_val=0.1)
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=3, limit_val_batches=0, num_sanity_val_steps=0, **QUIET
+    )
+    trainer.fit(task, datamodule=data)
+    assert trainer.global_step == 3 * pieces  # one optimiser step per piece of 12 steps: 5 + 5 + 2
+
+    # The same three batches, by hand: pieces of k steps, state carried (detached) within and across batches.
+    optimizer = sgd(reference.parameters())
+    sampler = data._train_sampler()
+    sampler.set_epoch(0)
+    windows = TokenWindows(data.split_tokens["train"])
+    state = None
+    for _, window in zip(range(3), sampler, strict=False):
+        x, y = windows[window]
+        k = tbptt_steps or x.size(1)
+        for xs, ys in zip(x.split(k, dim=1), y.split(k, dim=1), strict=True):
+            logits, state = reference(xs, state)
+            loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.1)
+            optimizer.step()
+            state = detach(state)
+    for trained, by_hand in zip(network.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(trained, by_hand)
+
+
+def test_learns_a_repetitive_corpus_and_regenerates_it(repetitive_corpus):
+    torch.manual_seed(0)
+    data = make_data(repetitive_corpus, batch_size=8, num_steps=20, seed=0)
+    task = make_task(
+        RecurrentLM(data.vocab_size, "lstm", 64), data, functools.partial(torch.optim.Adam, lr=0.02)
+    )
+    trainer = L.Trainer(max_epochs=8, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(task, datamodule=data)
+    assert trainer.callback_metrics["val/ppl"] < 1.2
+    trainer.test(task, datamodule=data, verbose=False)
+    assert trainer.callback_metrics["test/ppl"] < 1.2
+    assert task.tokens_per_s and all(rate > 0 for rate in task.tokens_per_s)
+    text = generate(task.network, data.vocab, "the quick", 60)
+    assert text == "the quick brown fox jumps over the lazy dog the quick brown fox jumps"
+
+
+def test_tbptt_longer_than_the_sequence_is_refused(repetitive_corpus):
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=10)
+    task = make_task(RecurrentLM(data.vocab_size, "rnn", 8), data, torch.optim.SGD, tbptt_steps=11)
+    trainer = L.Trainer(max_epochs=1, **QUIET)
+    with pytest.raises(UserError, match="task.tbptt_steps=11 is longer than a training sequence"):
+        trainer.fit(task, datamodule=data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"tbptt_steps": 0}, "at least 1"), ({"gradient_clip_val": -1}, "positive")]
+)
+def test_bad_task_settings_are_refused(repetitive_corpus, kwargs, message):
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=10)
+    with pytest.raises(UserError, match=message):
+        make_task(RecurrentLM(data.vocab_size, "rnn", 8), data, torch.optim.SGD, **kwargs)

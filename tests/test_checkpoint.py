@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnlab.checkpoint import load_language_model
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import UserError
+from rnnlab.models.recurrent import RecurrentLM
+
+VOCAB = Vocab.build("the time traveller")
+CONFIG = {"_target_": "rnnlab.models.recurrent.RecurrentLM", "cell": "gru", "hidden_size": 12}
+
+
+def save(path: Path, network=None, **meta) -> Path:
+    network = network or RecurrentLM(len(VOCAB), "gru", 12)
+    rnnlab = {"task": "language_model", "network": CONFIG, "vocab": VOCAB.to_dict(), **meta}
+    state = {f"network.{k}": v for k, v in network.state_dict().items()}
+    torch.save({"state_dict": state, "rnnlab": rnnlab}, path)
+    return path
+
+
+def test_network_and_vocab_come_back_from_the_checkpoint_alone(tmp_path: Path):
+    torch.manual_seed(0)
+    network = RecurrentLM(len(VOCAB), "gru", 12).eval()
+    loaded, vocab = load_language_model(save(tmp_path / "lm.ckpt", network))
+    tokens = torch.tensor([VOCAB.encode("time")])
+    assert vocab == VOCAB
+    torch.testing.assert_close(loaded(tokens)[0], network(tokens)[0])
+
+
+def test_files_that_are_not_rnnlab_language_models_are_refused(tmp_path: Path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, other)
+    cases = [
+        (tmp_path / "missing.ckpt", "is not a file"),
+        (text, "is not a readable PyTorch checkpoint"),
+        (other, "is not an rnnlab checkpoint"),
+        (save(tmp_path / "sine.ckpt", task="sine"), "checkpoint of the 'sine' task"),
+    ]
+    for path, message in cases:
+        with pytest.raises(UserError, match=message):
+            load_language_model(path)
+
+
+def test_a_checkpoint_cannot_name_a_class_outside_rnnlab(tmp_path: Path):
+    path = tmp_path / "evil.ckpt"
+    torch.save(
+        {
+            "state_dict": {},
+            "rnnlab": {
+                "task": "language_model",
+                "vocab": VOCAB.to_dict(),
+                "network": {"_target_": "os.system", "command": "echo hi"},
+            },
+        },
+        path,
+    )
+    with pytest.raises(UserError, match="not one of rnnlab's"):
+        load_language_model(path)

@@ -1,0 +1,111 @@
+"""The configs compose, every choice instantiates, and the names users type exist."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF_DIR
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from rnnlab.errors import UserError
+from rnnlab.training import build, create
+
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
+
+
+def compose_train(*overrides: str, output_dir: str = "/nonexistent/run"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
+def test_defaults_follow_the_book():
+    cfg = compose_train()
+    assert cfg.model.cell == "lstm" and cfg.data.filename == "timemachine.txt"
+    assert (cfg.data.batch_size, cfg.data.num_steps, cfg.data.preprocess, cfg.data.tokens) == (
+        32,
+        35,
+        "d2l",
+        "char",
+    )
+    assert cfg.data.sha1 == "090b5e7e70c295757f55df93cb0a180b9691891a"
+    assert cfg.task.gradient_clip_val == 1.0 and cfg.task.tbptt_steps is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_takes_its_vocabulary_size_from_the_data(model):
+    cfg = compose_train(f"model={model}")
+    assert "vocab_size" not in cfg.model
+    network = instantiate(cfg.model, vocab_size=28)
+    logits, _ = network(torch.zeros(2, 5, dtype=torch.long))
+    assert logits.shape == (2, 5, 28)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+def test_every_optimizer_and_scheduler_is_a_partial(optimizer, scheduler):
+    cfg = compose_train(f"optimizer={optimizer}", f"scheduler={scheduler}")
+    built = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(built, torch.optim.Optimizer)
+    instantiate(cfg.scheduler)(built)
+
+
+def test_the_override_names_users_type_exist():
+    cfg = compose_train(
+        "model.hidden_size=64",
+        "model.num_layers=2",
+        "model.dropout=0.1",
+        "data.batch_size=8",
+        "data.num_steps=12",
+        "data.path=/some/file.txt",
+        "data.preprocess=raw",
+        "data.tokens=word",
+        "data.sampling=random",
+        "data.max_tokens=10000",
+        "optimizer=sgd",
+        "optimizer.lr=0.5",
+        "trainer.max_epochs=3",
+        "seed=1",
+        "ckpt_path=/some/last.ckpt",
+        "task.tbptt_steps=5",
+        "task.gradient_clip_val=0.5",
+    )
+    assert cfg.model.hidden_size == 64 and cfg.optimizer.lr == 0.5 and cfg.data.seed == 1
+
+
+@pytest.mark.parametrize(
+    "group_choice", ["trainer=cpu", "trainer=gpu", "logger=csv", "debug=fdr", "debug=overfit"]
+)
+def test_other_groups_compose(group_choice):
+    assert compose_train(group_choice).trainer._target_ == "lightning.pytorch.Trainer"
+
+
+def test_debug_and_experiment_configs_set_what_they_promise():
+    assert compose_train("debug=fdr").trainer.fast_dev_run is True
+    book = compose_train("experiment=d2l_lstm")
+    assert (book.optimizer._target_, book.optimizer.lr, book.data.max_tokens) == (
+        "torch.optim.SGD",
+        1.0,
+        10000,
+    )
+    assert book.trainer.max_epochs == 500
+
+
+def test_text_data_needs_a_path():
+    cfg = compose_train("data=text")
+    assert cfg.data.url is None
+    with pytest.raises(UserError, match="pass data.path=FILE"):
+        create(cfg.data)
+
+
+def test_everything_a_run_writes_is_aimed_at_its_run_directory(tmp_path: Path, repetitive_corpus):
+    run_dir = tmp_path / "run"
+    cfg = compose_train(
+        "data=text", f"data.path={repetitive_corpus}", "data.batch_size=4", output_dir=str(run_dir)
+    )
+    _, task, trainer = build(cfg)
+    assert Path(trainer.default_root_dir) == run_dir
+    assert Path(trainer.checkpoint_callback.dirpath) == run_dir / "checkpoints"
+    assert [Path(logger.log_dir).parent for logger in trainer.loggers] == [run_dir]
+    assert task.network.head.out_features == len(task.vocab)  # sized by the data
