@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-
 # A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
 PANGRAM = "the quick brown fox jumps over the lazy dog "
 

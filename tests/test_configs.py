@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from rnnlab.errors import UserError
 from rnnlab.training import build, create
+from tests.project import CONF_DIR
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))

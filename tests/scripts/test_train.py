@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.project import ROOT
 
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
 
