@@ -81,6 +81,24 @@ def test_two_job_sweep_then_generate_from_a_checkpoint(workdir, repetitive_corpu
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
 
+    # resume the first job for one more epoch, with a scheduler that steps on validation perplexity
+    resumed = run(
+        "train.py",
+        "model=rnn",
+        *TINY,
+        f"data.path={repetitive_corpus}",
+        "data.max_tokens=4000",
+        "trainer.max_epochs=3",
+        "scheduler=plateau",
+        f"ckpt_path={jobs[0] / 'checkpoints' / 'last.ckpt'}",
+        cwd=workdir,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (resumed_dir,) = [d for d in run_dirs(workdir / "outputs") if "multirun" not in d.parts]
+    metrics = json.loads((resumed_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3 and metrics["steps"] > 0
+    assert "Restored all states from the checkpoint" in (resumed_dir / "train.log").read_text()
+
 
 def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir):
     result = run("train.py", *TINY, f"data.path={workdir / 'missing.txt'}", cwd=workdir)

@@ -132,25 +132,28 @@ class LanguageModelTask(L.LightningModule):
         self._epoch_timed = True
 
     def on_train_epoch_end(self) -> None:
+        if not self._epoch_tokens:  # an epoch with no training batches (e.g. limit_train_batches=0)
+            return
         self._stop_epoch_clock()
         ce = self.train_ce.compute()
         self.train_ce.reset()
         self.log_dict({"train/ppl": ce.exp(), "train/tokens_per_s": self.tokens_per_s[-1]})
         val_ppl = self.trainer.callback_metrics.get("val/ppl")
-        log.info(
-            "epoch %d/%d  train ppl %.3f  val ppl %s  %s tokens/s",
-            self.current_epoch + 1,
-            self.trainer.max_epochs,
-            ce.exp(),
-            "-" if val_ppl is None else f"{val_ppl:.3f}",
-            f"{self.tokens_per_s[-1]:,.0f}",
-        )
+        if self.trainer.is_global_zero:
+            log.info(
+                "epoch %d/%d  train ppl %.3f  val ppl %s  %s tokens/s",
+                self.current_epoch + 1,
+                self.trainer.max_epochs,
+                ce.exp(),
+                "-" if val_ppl is None else f"{val_ppl:.3f}",
+                f"{self.tokens_per_s[-1]:,.0f}",
+            )
         scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(self.trainer.callback_metrics["val/ppl"])
-            else:
-                scheduler.step()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if val_ppl is not None:
+                scheduler.step(val_ppl)
+        elif scheduler is not None:
+            scheduler.step()
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metric: MeanMetric) -> None:
