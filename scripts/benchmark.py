@@ -3,7 +3,7 @@
     python scripts/benchmark.py [--models rnn_scratch,rnn,gru,lstm] [--batch-size 32] [--num-steps 35]
                                 [--device cpu|cuda] [--steps 200] [--repeats 3] [--out benchmark.md]
 
-Prints a Markdown table and writes it to `--out`:
+Prints Markdown tables and writes them to `--out` (default `outputs/benchmark.md`):
 - training tokens/s of (a) `Trainer.fit` on the real task and datamodule, with the default logging
   and checkpointing (progress bar off), and (b) a plain loop over the same network object, batches,
   optimiser and clipping; alternated in one process, after warm-up; the ratio is the median of
@@ -43,7 +43,7 @@ def compose(model: str, args: argparse.Namespace, *extra: str):
         f"data.num_steps={args.num_steps}",
         f"optimizer={args.optimizer}",
         f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
-        f"paths.output_dir={tempfile.mkdtemp(prefix='rnnlab-bench-')}",
+        f"paths.output_dir={tempfile.mkdtemp(dir=args.workdir)}",
         *extra,
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -102,6 +102,48 @@ def plain_tokens_per_s(network, batches, optimizer_factory, clip: float, device:
     return tokens / (time.perf_counter() - started)
 
 
+def bare_lightning_tokens_per_s(
+    network, loader, optimizer_factory, clip: float, args: argparse.Namespace
+) -> float:
+    """Lightning's own floor: a bare LightningModule doing the plain loop's step, nothing else."""
+    import lightning as L
+    import torch
+    from torch.nn import functional as F
+
+    from rnnlab.callbacks.step_clock import StepClock
+    from rnnlab.tasks.language_model import detach
+
+    class PlainStep(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network, self.state = network, None
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            logits, state = self.network(x, self.state)
+            self.state = detach(state)
+            return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+        def configure_optimizers(self):
+            return optimizer_factory(self.parameters())
+
+    clock = StepClock(warmup_steps=args.warmup)
+    trainer = L.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        max_epochs=1,
+        limit_train_batches=args.steps,
+        gradient_clip_val=clip,
+        callbacks=[clock],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(PlainStep(), train_dataloaders=loader)
+    torch.set_grad_enabled(True)
+    return clock.tokens_per_s
+
+
 def throughput(model: str, args: argparse.Namespace) -> dict:
     import lightning as L
     from hydra.utils import instantiate
@@ -119,7 +161,7 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
         model, args, f"data.num_steps={pieces * args.num_steps}", f"task.tbptt_steps={args.num_steps}"
     )
     datamodule_pieces, task_pieces, _ = build(cfg_pieces)
-    ours, plain, ours_pieces = [], [], []
+    ours, plain, ours_pieces, bare = [], [], [], []
     for _ in range(args.repeats):  # alternate, so drifts in machine speed hit both sides alike
         ours.append(rnnlab_tokens_per_s(cfg, datamodule, task, args.steps, args.warmup))
         ours_pieces.append(
@@ -131,6 +173,8 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
                 max(1, args.warmup // pieces),
             )
         )
+        clip = cfg.task.gradient_clip_val
+        bare.append(bare_lightning_tokens_per_s(task.network, loader, optimizer_factory, clip, args))
         batches = (batch for _, batch in zip(range(args.steps), loader, strict=False))
         plain.append(
             plain_tokens_per_s(
@@ -139,7 +183,9 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
         )
     ratios = [a / b for a, b in zip(ours, plain, strict=True)]
     ratios_pieces = [a / b for a, b in zip(ours_pieces, plain, strict=True)]
+    ratios_bare = [a / b for a, b in zip(bare, plain, strict=True)]
     return {
+        "ratio_bare": statistics.median(ratios_bare),
         "pieces": statistics.median(ours_pieces),
         "ratio_pieces": statistics.median(ratios_pieces),
         "rnnlab": statistics.median(ours),
@@ -257,12 +303,18 @@ def main() -> None:
         "--batch-sizes", default="", help="e.g. 32,64,128,256,512,1024: tokens/s per batch size"
     )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: throughput,startup,memory")
-    parser.add_argument("--out", default="benchmark.md")
+    parser.add_argument("--out", default="outputs/benchmark.md")
     parser.add_argument(PLAIN_CHILD, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_loop_child:
         return plain_loop_child(args.plain_loop_child, args)
 
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as workdir:  # the runs' checkpoints and logs
+        args.workdir = workdir
+        run_benchmarks(args)
+
+
+def run_benchmarks(args: argparse.Namespace) -> None:
     skip = set(filter(None, args.skip.split(",")))
     models = args.models.split(",")
     lines = [
@@ -270,45 +322,8 @@ def main() -> None:
         "",
     ]
 
-    if "throughput" not in skip:
-        lines += [
-            "| model | hidden | plain loop tokens/s | rnnlab tokens/s | rnnlab / plain "
-            f"| rnnlab, {args.pieces} pieces per batch | / plain |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for model in models:
-            result = throughput(model, args)
-            plain, ours, pieces = (f"{result[key]:,.0f}" for key in ("plain", "rnnlab", "pieces"))
-            lines.append(
-                f"| {model} | {args.hidden_size or HIDDEN[model]} | {plain} | {ours} | {result['ratio']:.3f} "
-                f"| {pieces} | {result['ratio_pieces']:.3f} |"
-            )
-            print(lines[-1], flush=True)
-        scratch, module = scratch_against_module(args)
-        hidden = args.hidden_size or HIDDEN["rnn_scratch"]
-        lines += [
-            "",
-            f"scratch RNN against nn.RNN, both hidden {hidden}, plain loop: "
-            f"{scratch:,.0f} vs {module:,.0f} tokens/s ({scratch / module:.2f} x)",
-            "",
-        ]
-        print(lines[-2], flush=True)
-
-    if "startup" not in skip:
-        compose_s = wall_time([sys.executable, "scripts/train.py", "--cfg", "job"])
-        lightning_s = wall_time([sys.executable, "-c", "import lightning"])
-        first_step_s = first_step_seconds(args)
-        lines += [
-            "| start-up | seconds |",
-            "|---|---|",
-            f"| `train.py --cfg job` | {compose_s:.2f} |",
-            f"| `python -c 'import lightning'` | {lightning_s:.2f} |",
-            f"| process start to first optimiser step | {first_step_s:.2f} "
-            f"({first_step_s / lightning_s:.2f} x import) |",
-            "",
-        ]
-        print("\n".join(lines[-6:]), flush=True)
-
+    # First, while this process is small: Linux carries the parent's peak RSS into a forked child's
+    # ru_maxrss, so children started after the throughput runs would all report this process's peak.
     if "memory" not in skip:
         lines += ["| peak RSS, MB | rnnlab train.py | plain loop | rnnlab / plain |", "|---|---|---|---|"]
         for model in models:
@@ -347,6 +362,45 @@ def main() -> None:
             print(lines[-1], flush=True)
         lines.append("")
 
+    if "throughput" not in skip:
+        lines += [
+            "| model | hidden | plain loop tokens/s | rnnlab tokens/s | rnnlab / plain "
+            f"| rnnlab, {args.pieces} pieces per batch | / plain | bare Lightning / plain |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for model in models:
+            result = throughput(model, args)
+            plain, ours, pieces = (f"{result[key]:,.0f}" for key in ("plain", "rnnlab", "pieces"))
+            lines.append(
+                f"| {model} | {args.hidden_size or HIDDEN[model]} | {plain} | {ours} | {result['ratio']:.3f} "
+                f"| {pieces} | {result['ratio_pieces']:.3f} | {result['ratio_bare']:.3f} |"
+            )
+            print(lines[-1], flush=True)
+        scratch, module = scratch_against_module(args)
+        hidden = args.hidden_size or HIDDEN["rnn_scratch"]
+        lines += [
+            "",
+            f"scratch RNN against nn.RNN, both hidden {hidden}, plain loop: "
+            f"{scratch:,.0f} vs {module:,.0f} tokens/s ({scratch / module:.2f} x)",
+            "",
+        ]
+        print(lines[-2], flush=True)
+
+    if "startup" not in skip:
+        compose_s = wall_time([sys.executable, "scripts/train.py", "--cfg", "job"])
+        lightning_s = wall_time([sys.executable, "-c", "import lightning"])
+        first_step_s = first_step_seconds(args)
+        lines += [
+            "| start-up | seconds |",
+            "|---|---|",
+            f"| `train.py --cfg job` | {compose_s:.2f} |",
+            f"| `python -c 'import lightning'` | {lightning_s:.2f} |",
+            f"| process start to first optimiser step | {first_step_s:.2f} "
+            f"({first_step_s / lightning_s:.2f} x import) |",
+            "",
+        ]
+        print("\n".join(lines[-6:]), flush=True)
+
     if args.batch_sizes:
         lines += ["| model | batch | rnnlab tokens/s |", "|---|---|---|"]
         for model in models:
@@ -360,6 +414,7 @@ def main() -> None:
                 lines.append(f"| {model} | {batch} | {rate:,.0f} |")
                 print(lines[-1], flush=True)
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {args.out}")
 
