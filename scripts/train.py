@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,11 +20,16 @@ log = logging.getLogger("rnnlab")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from rnnlab.errors import UserError
     from rnnlab.training import train
 
     try:
         return train(cfg)
+    except SIGTERMException:
+        # Lightning stops on SIGTERM with a SystemExit that carries no code, which would exit 0.
+        raise SystemExit(128 + signal.SIGTERM) from None
     except UserError as error:
         # A mistake the user can fix: one line, no traceback (HYDRA_FULL_ERROR=1 shows it).
         if HydraConfig.get().mode == RunMode.MULTIRUN or os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -22,6 +22,14 @@ def repetitive_corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty directory to run the CLI in (its cwd)."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Serves files from a folder on 127.0.0.1; yields (base URL, folder)."""
     folder = tmp_path / "served"

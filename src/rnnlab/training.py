@@ -72,6 +72,40 @@ def create(config: Any, **kwargs: Any) -> Any:
         raise
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """Settings that would only fail deep inside Lightning or torch, refused up front in one line."""
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and lr <= 0:
+        raise UserError(f"optimizer.lr={lr} must be positive")
+    epochs = cfg.trainer.get("max_epochs")
+    if epochs is not None and epochs < 1 and epochs != -1:
+        raise UserError(f"trainer.max_epochs={epochs} must be at least 1 (or -1 with trainer.max_steps)")
+
+
+def resolve_checkpoint(cfg: DictConfig) -> str | None:
+    """`ckpt_path`: a file, or `last`: the newest last/interrupted checkpoint of earlier runs."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        root = Path(cfg.paths.output_root)
+        run_dir = Path(cfg.paths.output_dir).resolve()
+        candidates = [
+            path
+            for name in ("last.ckpt", "interrupted.ckpt")
+            for path in root.glob(f"**/checkpoints/{name}")
+            if run_dir not in path.resolve().parents
+        ]
+        if not candidates:
+            raise UserError(f"ckpt_path=last: no checkpoints/last.ckpt under {root}; give a checkpoint path")
+        newest = max(candidates, key=lambda path: path.stat().st_mtime)
+        log.info("ckpt_path=last: resuming from %s", newest)
+        return str(newest)
+    if not Path(ckpt_path).is_file():
+        raise UserError(f"ckpt_path={ckpt_path} is not a file; give the path of a .ckpt to resume from")
+    return ckpt_path
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer."""
     datamodule = create(cfg.data)
@@ -103,10 +137,8 @@ def train(cfg: DictConfig) -> float:
     started = time.perf_counter()
     metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
     try:
-        if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-            raise UserError(
-                f"ckpt_path={cfg.ckpt_path} is not a file; give the path of a .ckpt to resume from"
-            )
+        check_settings(cfg)
+        ckpt_path = resolve_checkpoint(cfg)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
         hparams = run_hyperparameters(cfg)
@@ -117,7 +149,7 @@ def train(cfg: DictConfig) -> float:
             else:
                 logger.log_hyperparams(hparams)
 
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         fitted = {key: _float(value) for key, value in trainer.callback_metrics.items()}

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.project import ROOT
 
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
@@ -26,13 +24,6 @@ def run(script: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.
         text=True,
         timeout=timeout,
     )
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
 
 
 def run_dirs(root: Path) -> list[Path]:

@@ -28,6 +28,10 @@ def detach(state: Any) -> Any:
     return tuple(part.detach() for part in state)
 
 
+class TrainingDiverged(UserError):
+    """The loss stopped being a finite number."""
+
+
 class LanguageModelTask(L.LightningModule):
     """Trains a network that maps (tokens, state) to (logits, state) to predict the next token.
 
@@ -109,6 +113,7 @@ class LanguageModelTask(L.LightningModule):
         for x, y in zip(inputs.split(piece, dim=1), targets.split(piece, dim=1), strict=True):
             logits, state = self.network(x, state)
             loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            self._check_finite(loss, batch_idx)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             self.clip_gradients(optimizer, self.hparams.gradient_clip_val, "norm")
@@ -121,6 +126,25 @@ class LanguageModelTask(L.LightningModule):
         if self._logs_this_step():
             self.log_dict({"train/loss": loss, "train/batch_ppl": loss.exp()}, prog_bar=True)
         return loss
+
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop before a non-finite loss reaches the weights (and before any checkpoint of them).
+
+        Reading the loss synchronises an accelerator with the host, so off the CPU it is checked only
+        at logging steps (where Lightning synchronises anyway).
+        """
+        if loss.device.type != "cpu" and not self._logs_this_step():
+            return
+        if not torch.isfinite(loss.detach()):
+            loss = loss.detach()
+            lr = self.optimizers().optimizer.param_groups[0]["lr"]
+            where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch_idx + 1})"
+            raise TrainingDiverged(
+                f"the loss became {loss.item()} at {where}; likely causes: a learning rate too high "
+                f"(optimizer.lr={lr:g}) or gradients too large "
+                f"(task.gradient_clip_val={self.hparams.gradient_clip_val or 'null'}). "
+                "Checkpoints saved before this point are kept"
+            )
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning writes step metrics after this batch (every `log_every_n_steps`).

@@ -1,0 +1,39 @@
+"""`InterruptCheckpoint`: on Ctrl-C or SIGTERM, save where training stood and say how to resume."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+
+
+class InterruptCheckpoint(OnExceptionCheckpoint):
+    """Lightning's `OnExceptionCheckpoint`, for interruptions only.
+
+    Other exceptions (a non-finite loss, a bug) must not write a checkpoint of possibly broken weights
+    next to the good ones.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
+        super().__init__(dirpath=dirpath, filename=filename)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
+            return
+        trainer.save_checkpoint(self.ckpt_path, weights_only=False)
+        if trainer.is_global_zero:
+            path = Path(self.ckpt_path).resolve()
+            log.warning(
+                "interrupted at epoch %d, step %d: saved %s. Resume with the same command plus ckpt_path=%s",
+                trainer.current_epoch + 1,
+                trainer.global_step,
+                path,
+                path,
+            )

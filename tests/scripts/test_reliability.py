@@ -1,0 +1,164 @@
+"""Bad input fails in one line; faults lose nothing; a run killed and resumed ends where it would have."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.project import ROOT
+from tests.scripts.test_train import TINY, run
+
+DETERMINISTIC = ["trainer.deterministic=true", "seed=3"]
+
+
+def metrics_of(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("metrics.json"))]
+
+
+def no_claim_of_success(workdir: Path) -> bool:
+    return all(m["status"] != "completed" for m in metrics_of(workdir))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.hidden_size=0"], "model.hidden_size=0 must be positive"),
+        (["data.batch_size=0"], "data.batch_size=0 must be positive"),
+        (["data.num_steps=-5"], "data.num_steps=-5 must be positive"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be at least 1"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1 must be positive"),
+        (["task.tbptt_steps=0"], "task.tbptt_steps=0 must be at least 1"),
+        (["task.tbptt_steps=11"], "task.tbptt_steps=11 is longer than a training sequence"),
+        (["data.batch_size=4096"], "too few for batch_size=4096"),
+        (["data.sampling=shuffle"], "data.sampling='shuffle' is unknown"),
+        (["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt is not a file"),
+        (["ckpt_path=last"], "ckpt_path=last: no checkpoints/last.ckpt under outputs"),
+    ],
+)
+def test_bad_settings_fail_in_one_line_before_training(workdir, repetitive_corpus, overrides, message):
+    result = run("train.py", *TINY, f"data.path={repetitive_corpus}", *overrides, cwd=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], output[-2000:]
+    assert no_claim_of_success(workdir) and not list(workdir.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("dir", "is a directory"),
+        (b"", "is empty"),
+        (b"\x00\x01binary", "looks binary"),
+        ("caf\xe9 au lait".encode("latin-1") * 50, "is not UTF-8"),
+        (b"aaaa\n" * 200, "has 1 distinct char token"),
+    ],
+)
+def test_bad_corpus_files_fail_in_one_line(workdir, content, message):
+    corpus = workdir / "corpus.txt"
+    if content == "dir":
+        corpus.mkdir()
+    else:
+        corpus.write_bytes(content)
+    result = run("train.py", *TINY, f"data.path={corpus}", cwd=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    assert message in output and no_claim_of_success(workdir)
+
+
+def test_unknown_choices_list_the_available_ones(workdir):
+    result = run("train.py", "model=cnn", cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Could not find 'model/cnn'" in result.stderr and "rnn_scratch" in result.stderr
+    assert not (workdir / "outputs").exists()
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir, repetitive_corpus):
+    result = run(
+        "train.py",
+        "model=lstm",
+        *TINY[:3],
+        f"data.path={repetitive_corpus}",
+        "optimizer=sgd",
+        "optimizer.lr=1e38",
+        "task.gradient_clip_val=null",
+        cwd=workdir,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    assert "the loss became" in output and "at step " in output and "optimizer.lr=1e+38" in output
+    (metrics,) = metrics_of(workdir)
+    assert metrics["status"] == "failed" and "TrainingDiverged" in metrics["error"]
+    assert not list(workdir.rglob("interrupted.ckpt"))  # no checkpoint of the broken weights
+
+
+def start(workdir: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen, text: str) -> list[str]:
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"the run ended before printing {text!r}:\n{''.join(seen[-30:])}")
+
+
+SLOW_TINY = [*TINY, "data.max_tokens=12000", "trainer.max_epochs=3", *DETERMINISTIC]
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(workdir, repetitive_corpus):
+    process = start(workdir, *SLOW_TINY, f"data.path={repetitive_corpus}", "trainer.max_epochs=50")
+    try:
+        wait_for_line(process, "epoch 1/50")
+        process.send_signal(signal.SIGTERM)
+        rest = process.stdout.read()
+        assert process.wait(timeout=60) != 0
+    finally:
+        process.kill()
+    (checkpoint,) = workdir.rglob("interrupted.ckpt")
+    assert f"ckpt_path={checkpoint.resolve()}" in rest
+    assert metrics_of(workdir)[0]["status"] == "interrupted"
+    resumed = run("train.py", *SLOW_TINY, f"data.path={repetitive_corpus}", "ckpt_path=last", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    assert "resuming from" in resumed.stdout and "interrupted.ckpt" in resumed.stdout
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, repetitive_corpus):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    straight.mkdir()
+    broken.mkdir()
+    args = [*SLOW_TINY, f"data.path={repetitive_corpus}"]
+    assert run("train.py", *args, cwd=straight).returncode == 0
+    (expected,) = metrics_of(straight)
+
+    process = start(broken, *args)
+    try:
+        wait_for_line(process, "epoch 2/3")  # epoch 2's last.ckpt is written before this line
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL  # it died mid-run, epoch 3 unfinished
+    finally:
+        process.kill()
+    assert metrics_of(broken) == [] or no_claim_of_success(broken)
+
+    resumed = run("train.py", *args, "ckpt_path=last", cwd=broken)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    (after,) = [m for m in metrics_of(broken) if m["status"] == "completed"]
+    assert after["epochs"] == expected["epochs"] == 3
+    assert after["val_ppl"] == expected["val_ppl"] and after["test_ppl"] == expected["test_ppl"]
