@@ -72,6 +72,17 @@ def test_bad_corpus_files_fail_in_one_line(workdir, content, message):
     assert message in output and no_claim_of_success(workdir)
 
 
+def test_a_data_directory_copy_with_a_wrong_checksum_is_refused(workdir):
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    (data_dir / "timemachine.txt").write_text("not the time machine\n" * 500)
+    env_overrides = [f"paths.data_dir={data_dir}", "data.batch_size=4", "data.num_steps=10"]
+    result = run("train.py", *env_overrides, cwd=workdir)
+    assert result.returncode == 2
+    assert "timemachine.txt does not have the expected SHA-1 090b5e7e" in result.stdout + result.stderr
+    assert (data_dir / "timemachine.txt").exists() and no_claim_of_success(workdir)
+
+
 def test_unknown_choices_list_the_available_ones(workdir):
     result = run("train.py", "model=cnn", cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
@@ -123,11 +134,12 @@ def wait_for_line(process: subprocess.Popen, text: str) -> list[str]:
 SLOW_TINY = [*TINY, "data.max_tokens=12000", "trainer.max_epochs=3", *DETERMINISTIC]
 
 
-def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(workdir, repetitive_corpus):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(workdir, repetitive_corpus, stop):
     process = start(workdir, *SLOW_TINY, f"data.path={repetitive_corpus}", "trainer.max_epochs=50")
     try:
         wait_for_line(process, "epoch 1/50")
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         rest = process.stdout.read()
         assert process.wait(timeout=60) != 0
     finally:
@@ -162,3 +174,46 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, repetit
     (after,) = [m for m in metrics_of(broken) if m["status"] == "completed"]
     assert after["epochs"] == expected["epochs"] == 3
     assert after["val_ppl"] == expected["val_ppl"] and after["test_ppl"] == expected["test_ppl"]
+
+
+@pytest.fixture
+def language_model_checkpoint(tmp_path: Path) -> Path:
+    from tests.test_checkpoint import save
+
+    return save(tmp_path / "lm.ckpt")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ckpt=missing.ckpt"], "ckpt=missing.ckpt is not a file"),
+        (["ckpt={notes}"], "is not a readable PyTorch checkpoint"),
+        (["ckpt={other}"], "is not an rnnlab checkpoint"),
+        (["ckpt={sine}"], "checkpoint of the 'sine' task"),
+        (["ckpt={lm}", "prefix="], "the prefix is empty"),
+        (["ckpt={lm}", "length=0"], "length=0 must be at least 1"),
+        (["ckpt={lm}", "prefix=Time"], "outside the model's"),
+        (["ckpt={lm}", "length=many"], "could not be converted to Integer"),
+    ],
+)
+def test_generate_refuses_bad_requests_in_one_line(
+    workdir, tmp_path, language_model_checkpoint, args, message
+):
+    import torch
+
+    from tests.test_checkpoint import save
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, other)
+    paths = {
+        "lm": language_model_checkpoint,
+        "notes": notes,
+        "other": other,
+        "sine": save(tmp_path / "s.ckpt", task="sine"),
+    }
+    result = run("generate.py", *(a.format(**paths) for a in args), cwd=workdir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
