@@ -145,7 +145,7 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(workdir, re
     finally:
         process.kill()
     (checkpoint,) = workdir.rglob("interrupted.ckpt")
-    assert f"ckpt_path={checkpoint.resolve()}" in rest
+    assert f"'ckpt_path=\"{checkpoint.resolve()}\"'" in rest  # quoted for the shell and for Hydra
     assert metrics_of(workdir)[0]["status"] == "interrupted"
     resumed = run("train.py", *SLOW_TINY, f"data.path={repetitive_corpus}", "ckpt_path=last", cwd=workdir)
     assert resumed.returncode == 0, resumed.stdout[-2000:]

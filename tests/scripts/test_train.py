@@ -58,16 +58,18 @@ def test_two_job_sweep_then_generate_from_a_checkpoint(workdir, repetitive_corpu
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in workdir.iterdir()] == ["outputs"]
     jobs = run_dirs(workdir / "outputs" / "multirun")
-    assert [job.name for job in jobs] == ["0", "1"]
-    for job, cell in zip(jobs, ["rnn", "gru"], strict=True):
+    common = "data.batch_size=4,data.max_tokens=4000,data.num_steps=10,data=text"
+    names = [f"{common},model.hidden_size=16,model={cell},trainer.max_epochs=2" for cell in ("gru", "rnn")]
+    assert [job.name for job in jobs] == names  # job folders (and TensorBoard runs) named by their overrides
+    for job, cell in zip(jobs, ["gru", "rnn"], strict=True):
         assert f"cell: {cell}" in (job / ".hydra" / "config.yaml").read_text()
-        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        assert list(job.glob("events.out.tfevents.*"))
         assert (job / "checkpoints" / "last.ckpt").is_file()
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["tokens_per_s"] > 0
     assert not list(workdir.rglob("lightning_logs"))
 
-    best = json.loads((jobs[1] / "metrics.json").read_text())["best_checkpoint"]
+    best = json.loads((jobs[0] / "metrics.json").read_text())["best_checkpoint"]
     generated = run("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir)
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
@@ -81,7 +83,7 @@ def test_two_job_sweep_then_generate_from_a_checkpoint(workdir, repetitive_corpu
         "data.max_tokens=4000",
         "trainer.max_epochs=3",
         "scheduler=plateau",
-        f"ckpt_path={jobs[0] / 'checkpoints' / 'last.ckpt'}",
+        f'ckpt_path="{jobs[1] / "checkpoints" / "last.ckpt"}"',
         cwd=workdir,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]

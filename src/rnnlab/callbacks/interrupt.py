@@ -30,10 +30,12 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
         trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         if trainer.is_global_zero:
             path = Path(self.ckpt_path).resolve()
+            # quoted twice: for the shell, and for Hydra (sweep folders have '=' and ',' in their names)
+            override = f"'ckpt_path=\"{path}\"'"
             log.warning(
-                "interrupted at epoch %d, step %d: saved %s. Resume with the same command plus ckpt_path=%s",
+                "interrupted at epoch %d, step %d: saved %s. Resume with the same command plus %s",
                 trainer.current_epoch + 1,
                 trainer.global_step,
                 path,
-                path,
+                override,
             )
