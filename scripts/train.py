@@ -30,10 +30,17 @@ def main(cfg: DictConfig) -> float:
     except SIGTERMException:
         # Lightning stops on SIGTERM with a SystemExit that carries no code, which would exit 0.
         raise SystemExit(128 + signal.SIGTERM) from None
-    except UserError as error:
-        # A mistake the user can fix: one line, no traceback (HYDRA_FULL_ERROR=1 shows it).
-        if HydraConfig.get().mode == RunMode.MULTIRUN or os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # One failed job must not stop the sweep: its metrics.json records the error, NaN tells
+            # the sweeper the trial failed, and SweepReport fails the sweep's exit status at the end.
+            log.error("error: %s", error, exc_info=not isinstance(error, UserError))
+            return float("nan")
+        if not isinstance(error, UserError):
+            raise
+        # A mistake the user can fix: one line, no traceback (HYDRA_FULL_ERROR=1 shows it).
         log.error("error: %s", error)
         raise SystemExit(2) from None
 

@@ -14,11 +14,14 @@ import pytest
 PANGRAM = "the quick brown fox jumps over the lazy dog "
 
 
-@pytest.fixture
-def repetitive_corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "corpus.txt"
+def write_repetitive_corpus(path: Path) -> Path:
     path.write_text((PANGRAM * 12 + "\n") * 40)
     return path
+
+
+@pytest.fixture
+def repetitive_corpus(tmp_path: Path) -> Path:
+    return write_repetitive_corpus(tmp_path / "corpus.txt")
 
 
 @pytest.fixture

@@ -44,55 +44,6 @@ def test_fast_dev_run_writes_its_files_into_the_run_dir_and_nothing_else(workdir
     assert not list(workdir.rglob("lightning_logs"))
 
 
-def test_two_job_sweep_then_generate_from_a_checkpoint(workdir, repetitive_corpus):
-    result = run(
-        "train.py",
-        "-m",
-        "model=rnn,gru",
-        *TINY,
-        f"data.path={repetitive_corpus}",
-        "trainer.max_epochs=2",
-        "data.max_tokens=4000",
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [p.name for p in workdir.iterdir()] == ["outputs"]
-    jobs = run_dirs(workdir / "outputs" / "multirun")
-    common = "data.batch_size=4,data.max_tokens=4000,data.num_steps=10,data=text"
-    names = [f"{common},model.hidden_size=16,model={cell},trainer.max_epochs=2" for cell in ("gru", "rnn")]
-    assert [job.name for job in jobs] == names  # job folders (and TensorBoard runs) named by their overrides
-    for job, cell in zip(jobs, ["gru", "rnn"], strict=True):
-        assert f"cell: {cell}" in (job / ".hydra" / "config.yaml").read_text()
-        assert list(job.glob("events.out.tfevents.*"))
-        assert (job / "checkpoints" / "last.ckpt").is_file()
-        metrics = json.loads((job / "metrics.json").read_text())
-        assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["tokens_per_s"] > 0
-    assert not list(workdir.rglob("lightning_logs"))
-
-    best = json.loads((jobs[0] / "metrics.json").read_text())["best_checkpoint"]
-    generated = run("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir)
-    assert generated.returncode == 0, generated.stderr
-    assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
-
-    # resume the first job for one more epoch, with a scheduler that steps on validation perplexity
-    resumed = run(
-        "train.py",
-        "model=rnn",
-        *TINY,
-        f"data.path={repetitive_corpus}",
-        "data.max_tokens=4000",
-        "trainer.max_epochs=3",
-        "scheduler=plateau",
-        f'ckpt_path="{jobs[1] / "checkpoints" / "last.ckpt"}"',
-        cwd=workdir,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (resumed_dir,) = [d for d in run_dirs(workdir / "outputs") if "multirun" not in d.parts]
-    metrics = json.loads((resumed_dir / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["epochs"] == 3 and metrics["steps"] > 0
-    assert "Restored all states from the checkpoint" in (resumed_dir / "train.log").read_text()
-
-
 def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir):
     result = run("train.py", *TINY, f"data.path={workdir / 'missing.txt'}", cwd=workdir)
     assert result.returncode == 2

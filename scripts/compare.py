@@ -1,0 +1,51 @@
+"""Compare runs: a table sorted by validation perplexity, as Markdown and CSV, and a plot of the curves.
+
+    python scripts/compare.py outputs/multirun/2026-11-23/12-00-00 [more run or sweep dirs] [--out DIR]
+
+Finished, failed and still-running runs are all listed (a run without metrics.json shows what its
+TensorBoard events hold so far). Writes comparison.md, comparison.csv and val_ppl.png into --out
+(default: the first directory given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnnlab.comparison import find_runs, load_run, markdown, plot_curves, sort_key, table_rows, write_csv
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
+    parser.add_argument("--metric", default="val_ppl", help="column to sort by, lowest first")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the files")
+    args = parser.parse_args()
+    try:
+        run_dirs = find_runs(args.dirs)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not run_dirs:
+        print(
+            f"error: no run directories (with .hydra/) under {', '.join(map(str, args.dirs))}",
+            file=sys.stderr,
+        )
+        return 2
+
+    runs = sorted((load_run(path) for path in run_dirs), key=sort_key(args.metric))
+    rows = table_rows(runs)
+    out = args.out or args.dirs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows)
+    (out / "comparison.md").write_text(table)
+    write_csv(rows, out / "comparison.csv")
+    plot_curves(runs, out / "val_ppl.png")
+    print(table)
+    print(f"{len(runs)} runs; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {out / 'val_ppl.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

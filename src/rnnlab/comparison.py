@@ -1,0 +1,128 @@
+"""Collect finished, failed and running runs into one table and one plot (behind scripts/compare.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+COLUMNS = ("run", "status", "val_ppl", "test_ppl", "train_ppl", "tokens_per_s", "epochs", "wall_time_s")
+
+
+@dataclass
+class Run:
+    """One run directory: its overrides, final metrics (if it finished) and its validation curve."""
+
+    path: Path
+    overrides: list[str]
+    metrics: dict[str, Any]
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val ppl)
+
+    @property
+    def status(self) -> str:
+        return self.metrics.get("status", "running or killed")
+
+    def value(self, name: str) -> Any:
+        if name == "epochs" and "epochs" not in self.metrics and self.curve:
+            return self.curve[-1][0]
+        return self.metrics.get(name)
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Every run directory (one holding `.hydra/`) at or below the given paths."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"{path} is not a directory; give run or sweep directories under outputs/"
+            )
+        found += sorted(hydra_dir.parent for hydra_dir in path.rglob(".hydra") if hydra_dir.is_dir())
+    return found
+
+
+def read_curve(run_dir: Path, tag: str = "val/ppl") -> list[tuple[int, float]]:
+    """(epoch, value) pairs of a scalar from the run's TensorBoard events; also works while it runs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = events.Tags().get("scalars", [])
+    if tag not in scalars:
+        return []
+    # Lightning logs the epoch number as a scalar at the same steps as the metrics.
+    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in scalars else {}
+    return [(epoch_at.get(e.step, i + 1), e.value) for i, e in enumerate(events.Scalars(tag))]
+
+
+def load_run(run_dir: Path) -> Run:
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    return Run(run_dir, overrides or [], metrics, read_curve(run_dir))
+
+
+def names(runs: list[Run]) -> list[str]:
+    """Each run's overrides, less those that all runs share (the sweep's fixed settings)."""
+    shared = set.intersection(*(set(run.overrides) for run in runs)) if len(runs) > 1 else set()
+    labels = [",".join(o for o in run.overrides if o not in shared) for run in runs]
+    return [label or run.path.name for label, run in zip(labels, runs, strict=True)]
+
+
+def sort_key(metric: str):
+    def key(run: Run) -> tuple[int, float]:
+        value = run.value(metric)
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        return (0, value) if finite else (1, 0.0)
+
+    return key
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+    return "-" if value is None else str(value)
+
+
+def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    return [
+        {"run": label, "status": run.status, **{name: run.value(name) for name in COLUMNS[2:]}}
+        for label, run in zip(names(runs), runs, strict=True)
+    ]
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(row[name]) for name in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_curves(runs: list[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label, run in zip(names(runs), runs, strict=True):
+        if run.curve:
+            epochs, values = zip(*run.curve, strict=True)
+            axes.plot(epochs, values, label=label)
+    axes.set(xlabel="epoch", ylabel="validation perplexity", yscale="log", title="validation perplexity")
+    if axes.lines:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

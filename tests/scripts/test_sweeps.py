@@ -1,0 +1,200 @@
+"""`-m` sweeps: one folder per job named by its overrides, failures that don't stop the sweep,
+`compare.py`, and what TensorBoard shows for them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_repetitive_corpus
+from tests.scripts.test_train import TINY, run, run_dirs
+
+COMMON = "data.batch_size=4,data.max_tokens=4000,data.num_steps=10,data=text,model.hidden_size=16"
+JOBS = {cell: f"{COMMON},model={cell},trainer.max_epochs=2" for cell in ("gru", "rnn")}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished 2-job sweep (rnn, gru); yields (its working dir, the sweep dir)."""
+    workdir = tmp_path_factory.mktemp("sweep")
+    corpus = write_repetitive_corpus(workdir / "corpus.txt")
+    result = run(
+        "train.py",
+        "-m",
+        "model=rnn,gru",
+        *TINY,
+        f"data.path={corpus}",
+        "trainer.max_epochs=2",
+        "data.max_tokens=4000",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = {job.parent for job in run_dirs(workdir / "outputs" / "multirun")}
+    return workdir, sweep_dir
+
+
+def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
+    workdir, sweep_dir = sweep
+    assert [p.name for p in workdir.iterdir() if p.name != "corpus.txt"] == ["outputs"]
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == sorted(JOBS.values())
+    for cell, name in JOBS.items():
+        job = sweep_dir / name
+        assert f"cell: {cell}" in (job / ".hydra" / "config.yaml").read_text()
+        assert list(job.glob("events.out.tfevents.*")) and (job / "checkpoints" / "last.ckpt").is_file()
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["tokens_per_s"] > 0
+    assert not list(workdir.rglob("lightning_logs"))
+
+
+def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
+    workdir, sweep_dir = sweep
+    best = json.loads((sweep_dir / JOBS["gru"] / "metrics.json").read_text())["best_checkpoint"]
+    generated = run("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir)
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
+
+    # resume a job for a third epoch, with a scheduler stepping on validation perplexity; the path has
+    # '=' and ',' in it, so Hydra needs it quoted
+    last = sweep_dir / JOBS["rnn"] / "checkpoints" / "last.ckpt"
+    resumed = run(
+        "train.py",
+        "model=rnn",
+        *TINY,
+        f"data.path={workdir / 'corpus.txt'}",
+        "data.max_tokens=4000",
+        "trainer.max_epochs=3",
+        "scheduler=plateau",
+        f'ckpt_path="{last}"',
+        cwd=workdir,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (resumed_dir,) = [d for d in run_dirs(workdir / "outputs") if "multirun" not in d.parts]
+    metrics = json.loads((resumed_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert "Restored all states from the checkpoint" in (resumed_dir / "train.log").read_text()
+
+
+def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_path):
+    workdir, sweep_dir = sweep
+    result = subprocess.run(
+        [sys.executable, "scripts/compare.py", str(sweep_dir), "--out", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "comparison.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(row["run"] for row in rows) == ["model=gru", "model=rnn"]  # shared overrides left out
+    values = [float(row["val_ppl"]) for row in rows]
+    assert values == sorted(values)
+    expected = {
+        c: json.loads((sweep_dir / n / "metrics.json").read_text())["val_ppl"] for c, n in JOBS.items()
+    }
+    assert {row["run"]: float(row["val_ppl"]) for row in rows} == {
+        f"model={c}": v for c, v in expected.items()
+    }
+    assert (tmp_path / "comparison.md").read_text().count("| model=") == 2
+    assert (tmp_path / "val_ppl.png").stat().st_size > 5000
+    assert "model=gru" in result.stdout
+
+
+def test_event_files_hold_the_hyperparameters_and_real_final_metrics(sweep):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _, sweep_dir = sweep
+    for cell, name in JOBS.items():
+        job = sweep_dir / name
+        events = EventAccumulator(str(job), size_guidance={"scalars": 0})
+        events.Reload()
+        metrics = json.loads((job / "metrics.json").read_text())
+        for tag, key in (
+            ("hp/val_ppl", "val_ppl"),
+            ("hp/test_ppl", "test_ppl"),
+            ("hp/tokens_per_s", "tokens_per_s"),
+        ):
+            assert events.Scalars(tag)[-1].value == pytest.approx(metrics[key], rel=1e-5)
+        content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+        assert hparams["model/cell"].string_value == cell and hparams["model/hidden_size"].number_value == 16
+        assert {"train/loss", "val/ppl", "train/ppl", "test/ppl"} <= set(events.Tags()["scalars"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
+    _, sweep_dir = sweep
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(sweep_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, runs = time.monotonic() + 90, []
+        while time.monotonic() < deadline and sorted(runs) != sorted(JOBS.values()):
+            time.sleep(1)
+            try:
+                runs = get_json(f"http://127.0.0.1:{port}/data/runs")
+            except OSError:
+                continue
+        assert sorted(runs) == sorted(JOBS.values())  # runs named by their overrides
+        tags = get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+        for name in JOBS.values():
+            assert {"val/ppl", "train/loss", "hp/val_ppl"} <= set(tags[name])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_corpus):
+    result = run(
+        "train.py",
+        "-m",
+        "model.hidden_size=0,16",
+        *TINY[:3],
+        f"data.path={repetitive_corpus}",
+        "data.max_tokens=4000",
+        "trainer.max_epochs=1",
+        cwd=workdir,
+    )
+    assert result.returncode == 1  # the sweep's exit status says something failed
+    output = result.stdout + result.stderr
+    assert "sweep done: 1 of 2 jobs failed" in output and "model.hidden_size=0 must be positive" in output
+    statuses = {
+        job.name.split("model.hidden_size=")[1].split(",")[0]: json.loads((job / "metrics.json").read_text())
+        for job in run_dirs(workdir / "outputs" / "multirun")
+    }
+    assert statuses["0"]["status"] == "failed" and "must be positive" in statuses["0"]["error"]
+    assert statuses["16"]["status"] == "completed"
