@@ -198,3 +198,40 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
     }
     assert statuses["0"]["status"] == "failed" and "must be positive" in statuses["0"]["error"]
     assert statuses["16"]["status"] == "completed"
+
+
+def optuna_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+
+
+@pytest.mark.skipif(
+    not optuna_installed(), reason='the sweep extra is not installed: pip install -e ".[sweep]"'
+)
+def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
+    result = run(
+        "train.py",
+        "hparams_search=lm_optuna",
+        "hydra.sweeper.n_trials=2",
+        *TINY[:3],
+        f"data.path={repetitive_corpus}",
+        "data.max_tokens=3000",
+        "trainer.max_epochs=1",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Best parameters:" in result.stdout + result.stderr
+    (results,) = workdir.rglob("optimization_results.yaml")
+    from omegaconf import OmegaConf
+
+    best = OmegaConf.load(results)
+    assert set(best.best_params) == {
+        "optimizer.lr",
+        "model.hidden_size",
+        "model.num_layers",
+        "model.dropout",
+        "task.tbptt_steps",
+    }
+    trials = [json.loads(p.read_text()) for p in results.parent.rglob("metrics.json")]
+    assert len(trials) == 2 and best.best_value == pytest.approx(min(t["val_ppl"] for t in trials))

@@ -6,21 +6,22 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
 
-class InterruptCheckpoint(OnExceptionCheckpoint):
-    """Lightning's `OnExceptionCheckpoint`, for interruptions only.
+class InterruptCheckpoint(Callback):
+    """Saves `<dirpath>/<filename>.ckpt` when training is interrupted, and only then.
 
-    Other exceptions (a non-finite loss, a bug) must not write a checkpoint of possibly broken weights
-    next to the good ones.
+    Lightning's `OnExceptionCheckpoint` is close, but it saves on every exception (a non-finite loss
+    would checkpoint broken weights next to the good ones), and its presence makes every `fit`
+    without `ckpt_path` try to resume from "last". This keeps only the save-on-interrupt part.
     """
 
     def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
-        super().__init__(dirpath=dirpath, filename=filename)
+        self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
