@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.errors import UserError
@@ -77,6 +80,13 @@ def check_settings(cfg: DictConfig) -> None:
     lr = cfg.optimizer.get("lr")
     if lr is not None and lr <= 0:
         raise UserError(f"optimizer.lr={lr} must be positive")
+    strategy = str(cfg.trainer.get("strategy", ""))
+    relaunches_script = strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")
+    if relaunches_script and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise UserError(
+            "trainer=ddp cannot run inside a -m sweep (each process would re-run the whole sweep); "
+            "use trainer=ddp_spawn, or a launcher such as hydra/launcher=submitit_slurm"
+        )
     epochs = cfg.trainer.get("max_epochs")
     if epochs is not None and epochs < 1 and epochs != -1:
         raise UserError(f"trainer.max_epochs={epochs} must be at least 1 (or -1 with trainer.max_steps)")
@@ -177,7 +187,7 @@ def train(cfg: DictConfig) -> float:
         raise
     finally:
         metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
-        if run_dir.is_dir():
+        if run_dir.is_dir() and rank_zero_only.rank == 0:  # one file per run, however many processes
             write_json(run_dir / "metrics.json", metrics)
 
     for logger in trainer.loggers:
@@ -186,7 +196,8 @@ def train(cfg: DictConfig) -> float:
             step=trainer.global_step,
         )
         logger.save()
-    _print_summary(metrics)
+    if rank_zero_only.rank == 0:
+        _print_summary(metrics)
     return metrics["val_ppl"] if metrics["val_ppl"] is not None else math.nan
 
 
