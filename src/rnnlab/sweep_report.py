@@ -1,8 +1,10 @@
 """`SweepReport`: a Hydra callback that lists the failed jobs of a `-m` sweep and fails its exit status.
 
 A job that fails (a NaN loss, a bad combination, out of memory) records its error in its own
-`metrics.json` and returns NaN, so the launcher goes on with the other jobs; this callback reads those
-files as jobs end. Kept free of torch and lightning so that composing configs stays fast.
+`metrics.json` and returns NaN, so the launcher goes on with the other jobs. At the end of the sweep
+this callback reads every job's `metrics.json` from the sweep directory: that works the same whether
+jobs ran in this process (basic launcher, Optuna) or elsewhere (joblib workers, SLURM jobs). Kept
+free of torch and lightning so that composing configs stays fast.
 """
 
 from __future__ import annotations
@@ -12,33 +14,29 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
 
+def job_outcomes(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
+    """Each job folder (one with `.hydra/`) under the sweep, with its metrics.json (empty if none)."""
+    outcomes = {}
+    for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
+        metrics_file = hydra_dir.parent / "metrics.json"
+        outcomes[hydra_dir.parent] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    return outcomes
+
+
 class SweepReport(Callback):
-    def __init__(self) -> None:
-        self.jobs = 0
-        self.failed: list[tuple[str, str]] = []
-
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
-        self.jobs += 1
-        metrics_file = run_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        if metrics.get("status") != "completed":
-            self.failed.append(
-                (str(run_dir), metrics.get("error", f"status {metrics.get('status', 'unknown')}"))
-            )
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.failed:
-            log.info("sweep done: all %d jobs completed", self.jobs)
+        outcomes = job_outcomes(Path(config.hydra.sweep.dir))
+        failed = {job: m for job, m in outcomes.items() if m.get("status") != "completed"}
+        if not failed:
+            log.info("sweep done: all %d jobs completed", len(outcomes))
             return
-        log.error("sweep done: %d of %d jobs failed", len(self.failed), self.jobs)
-        for run_dir, error in self.failed:
-            log.error("  %s: %s", run_dir, error)
+        log.error("sweep done: %d of %d jobs failed", len(failed), len(outcomes))
+        for job, metrics in failed.items():
+            log.error("  %s: %s", job, metrics.get("error", f"status {metrics.get('status', 'unknown')}"))
         raise SystemExit(1)

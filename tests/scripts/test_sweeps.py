@@ -235,3 +235,38 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     }
     trials = [json.loads(p.read_text()) for p in results.parent.rglob("metrics.json")]
     assert len(trials) == 2 and best.best_value == pytest.approx(min(t["val_ppl"] for t in trials))
+
+
+def plugin_installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"hydra_plugins.{module}") is not None
+
+
+@pytest.mark.parametrize(
+    ("plugin", "overrides", "target"),
+    [
+        (
+            "hydra_submitit_launcher",
+            [
+                "hydra/launcher=submitit_slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.gpus_per_node=1",
+                "hydra.launcher.timeout_min=240",
+                "trainer=gpu",
+            ],
+            "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+        ),
+        (
+            "hydra_joblib_launcher",
+            ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+            "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        ),
+    ],
+)
+def test_cluster_and_parallel_launchers_compose(workdir, plugin, overrides, target):
+    if not plugin_installed(plugin):
+        pytest.skip(f'{plugin} is not installed: pip install -e ".[cluster]"')
+    result = run("train.py", "model=rnn", *overrides, "--cfg", "hydra", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert f"_target_: {target}" in result.stdout
