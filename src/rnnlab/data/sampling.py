@@ -52,8 +52,14 @@ def _rows_of_rank(batch_size: int, rank: int, world_size: int) -> slice:
     return slice(rank * per_rank, (rank + 1) * per_rank)
 
 
-class _EpochSeeded(Sampler[Window]):
-    def __init__(self, seed: int) -> None:
+class _WindowSampler(Sampler[Window]):
+    """What both schemes share: the batch shape, this process's rows, and a per-epoch seed."""
+
+    def __init__(
+        self, num_tokens: int, batch_size: int, num_steps: int, seed: int, rank: int, world_size: int
+    ) -> None:
+        self.num_tokens, self.batch_size, self.num_steps = num_tokens, batch_size, num_steps
+        self.rows = _rows_of_rank(batch_size, rank, world_size)
         self.seed = seed
         self.epoch = 0
 
@@ -64,7 +70,7 @@ class _EpochSeeded(Sampler[Window]):
         return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
 
 
-class SequentialPartition(_EpochSeeded):
+class SequentialPartition(_WindowSampler):
     """B parallel streams: row i of batch t+1 continues row i of batch t.
 
     The corpus (after a random offset in [0, num_steps) each epoch, or none for evaluation) is cut
@@ -87,10 +93,8 @@ class SequentialPartition(_EpochSeeded):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        super().__init__(seed)
-        self.num_tokens, self.batch_size, self.num_steps = num_tokens, batch_size, num_steps
+        super().__init__(num_tokens, batch_size, num_steps, seed, rank, world_size)
         self.random_offset, self.keep_tail = random_offset, keep_tail
-        self.rows = _rows_of_rank(batch_size, rank, world_size)
         max_offset = num_steps - 1 if random_offset else 0
         self.stream_length = (num_tokens - 1 - max_offset) // batch_size
         if self.stream_length < (1 if keep_tail else num_steps):
@@ -113,7 +117,7 @@ class SequentialPartition(_EpochSeeded):
             yield Window(starts + step, min(self.num_steps, self.stream_length - step))
 
 
-class RandomWindows(_EpochSeeded):
+class RandomWindows(_WindowSampler):
     """Random sampling: non-overlapping windows of `num_steps` tokens in a random order.
 
     Neighbouring rows and batches are unrelated, so the hidden state starts from zero every batch.
@@ -128,9 +132,7 @@ class RandomWindows(_EpochSeeded):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        super().__init__(seed)
-        self.num_tokens, self.batch_size, self.num_steps = num_tokens, batch_size, num_steps
-        self.rows = _rows_of_rank(batch_size, rank, world_size)
+        super().__init__(num_tokens, batch_size, num_steps, seed, rank, world_size)
         self.num_windows = (num_tokens - 1 - (num_steps - 1)) // num_steps
         if self.num_windows < batch_size:
             raise UserError(
