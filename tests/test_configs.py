@@ -107,5 +107,5 @@ def test_everything_a_run_writes_is_aimed_at_its_run_directory(tmp_path: Path, r
     _, task, trainer = build(cfg)
     assert Path(trainer.default_root_dir) == run_dir
     assert Path(trainer.checkpoint_callback.dirpath) == run_dir / "checkpoints"
-    assert [Path(logger.log_dir).parent for logger in trainer.loggers] == [run_dir]
+    assert [Path(logger.log_dir) for logger in trainer.loggers] == [run_dir]  # events in the run dir itself
     assert task.network.head.out_features == len(task.vocab)  # sized by the data
