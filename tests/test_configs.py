@@ -83,6 +83,8 @@ def test_other_groups_compose(group_choice):
 
 def test_debug_and_experiment_configs_set_what_they_promise():
     assert compose_train("debug=fdr").trainer.fast_dev_run is True
+    overfit = compose_train("debug=overfit")  # a small corpus, many epochs; not Lightning's overfit_batches
+    assert overfit.data.max_tokens == 2000 and "overfit_batches" not in overfit.trainer
     book = compose_train("experiment=d2l_lstm")
     assert (book.optimizer._target_, book.optimizer.lr, book.data.max_tokens) == (
         "torch.optim.SGD",
