@@ -131,7 +131,8 @@ def wait_for_line(process: subprocess.Popen, text: str) -> list[str]:
     raise AssertionError(f"the run ended before printing {text!r}:\n{''.join(seen[-30:])}")
 
 
-SLOW_TINY = [*TINY, "data.max_tokens=12000", "trainer.max_epochs=3", *DETERMINISTIC]
+# 18,000 training tokens: epoch 3 lasts long enough (hundreds of steps) to be killed in the middle
+SLOW_TINY = [*TINY, "data.max_tokens=20000", "trainer.max_epochs=3", *DETERMINISTIC]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
