@@ -161,6 +161,7 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
         model, args, f"data.num_steps={pieces * args.num_steps}", f"task.tbptt_steps={args.num_steps}"
     )
     datamodule_pieces, task_pieces, _ = build(cfg_pieces)
+    clip = cfg.task.gradient_clip_val
     ours, plain, ours_pieces, bare = [], [], [], []
     for _ in range(args.repeats):  # alternate, so drifts in machine speed hit both sides alike
         ours.append(rnnlab_tokens_per_s(cfg, datamodule, task, args.steps, args.warmup))
@@ -173,13 +174,10 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
                 max(1, args.warmup // pieces),
             )
         )
-        clip = cfg.task.gradient_clip_val
         bare.append(bare_lightning_tokens_per_s(task.network, loader, optimizer_factory, clip, args))
         batches = (batch for _, batch in zip(range(args.steps), loader, strict=False))
         plain.append(
-            plain_tokens_per_s(
-                task.network, batches, optimizer_factory, cfg.task.gradient_clip_val, args.device, args.warmup
-            )
+            plain_tokens_per_s(task.network, batches, optimizer_factory, clip, args.device, args.warmup)
         )
     ratios = [a / b for a, b in zip(ours, plain, strict=True)]
     ratios_pieces = [a / b for a, b in zip(ours_pieces, plain, strict=True)]
@@ -402,13 +400,13 @@ def run_benchmarks(args: argparse.Namespace) -> None:
         print("\n".join(lines[-6:]), flush=True)
 
     if args.batch_sizes:
+        from rnnlab.training import build
+
         lines += ["| model | batch | rnnlab tokens/s |", "|---|---|---|"]
         for model in models:
             for batch in map(int, args.batch_sizes.split(",")):
                 sized = argparse.Namespace(**{**vars(args), "batch_size": batch, "repeats": 1})
                 cfg = compose(model, sized)
-                from rnnlab.training import build
-
                 datamodule, task, _ = build(cfg)
                 rate = rnnlab_tokens_per_s(cfg, datamodule, task, args.steps, args.warmup)
                 lines.append(f"| {model} | {batch} | {rate:,.0f} |")

@@ -135,16 +135,16 @@ class LanguageModelTask(L.LightningModule):
         """
         if loss.device.type != "cpu" and not self._logs_this_step():
             return
-        if not torch.isfinite(loss.detach()):
-            loss = loss.detach()
-            lr = self.optimizers().optimizer.param_groups[0]["lr"]
-            where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch_idx + 1})"
-            raise TrainingDiverged(
-                f"the loss became {loss.item()} at {where}; likely causes: a learning rate too high "
-                f"(optimizer.lr={lr:g}) or gradients too large "
-                f"(task.gradient_clip_val={self.hparams.gradient_clip_val or 'null'}). "
-                "Checkpoints saved before this point are kept"
-            )
+        if torch.isfinite(loss):
+            return
+        lr = self.optimizers().optimizer.param_groups[0]["lr"]
+        where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch_idx + 1})"
+        raise TrainingDiverged(
+            f"the loss became {loss.item()} at {where}; likely causes: a learning rate too high "
+            f"(optimizer.lr={lr:g}) or gradients too large "
+            f"(task.gradient_clip_val={self.hparams.gradient_clip_val or 'null'}). "
+            "Checkpoints saved before this point are kept"
+        )
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning writes step metrics after this batch (every `log_every_n_steps`).
