@@ -22,7 +22,9 @@ def file_digest(path: str | Path, algorithm: str = "sha1", gunzip: bool = False)
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise UserError(f"{path} is not a complete gzip file ({error}); delete it and fetch it again") from None
+        raise UserError(
+            f"{path} is not a complete gzip file ({error}); delete it and fetch it again"
+        ) from None
     return digest.hexdigest()
 
 
