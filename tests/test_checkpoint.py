@@ -6,14 +6,20 @@ import torch
 from rnnlab.checkpoint import load_language_model
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UserError
-from rnnlab.models.recurrent import RecurrentLM
+from rnnlab.models.recurrent import RecurrentNet
 
 VOCAB = Vocab.build("the time traveller")
-CONFIG = {"_target_": "rnnlab.models.recurrent.RecurrentLM", "cell": "gru", "hidden_size": 12}
+CONFIG = {
+    "_target_": "rnnlab.models.recurrent.RecurrentNet",
+    "input_size": len(VOCAB),
+    "output_size": len(VOCAB),
+    "cell": "gru",
+    "hidden_size": 12,
+}
 
 
 def save(path: Path, network=None, **meta) -> Path:
-    network = network or RecurrentLM(len(VOCAB), "gru", 12)
+    network = network or RecurrentNet(len(VOCAB), len(VOCAB), "gru", 12)
     rnnlab = {"task": "language_model", "network": CONFIG, "vocab": VOCAB.to_dict(), **meta}
     state = {f"network.{k}": v for k, v in network.state_dict().items()}
     torch.save({"state_dict": state, "rnnlab": rnnlab}, path)
@@ -22,7 +28,7 @@ def save(path: Path, network=None, **meta) -> Path:
 
 def test_network_and_vocab_come_back_from_the_checkpoint_alone(tmp_path: Path):
     torch.manual_seed(0)
-    network = RecurrentLM(len(VOCAB), "gru", 12).eval()
+    network = RecurrentNet(len(VOCAB), len(VOCAB), "gru", 12).eval()
     loaded, vocab = load_language_model(save(tmp_path / "lm.ckpt", network))
     tokens = torch.tensor([VOCAB.encode("time")])
     assert vocab == VOCAB

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from rnnlab.errors import UserError
+from rnnlab.inputs import MODELS_FOR, InputKind
 from rnnlab.training import build, create
 from tests.project import CONF_DIR
 
@@ -33,13 +34,26 @@ def test_defaults_follow_the_book():
     assert cfg.task.gradient_clip_val == 1.0 and cfg.task.tbptt_steps is None
 
 
+# For each kind of input: the sizes a datamodule would give, an example batch, and the output shape.
+EXAMPLES = {
+    InputKind.TOKENS: ({"input_size": 28, "output_size": 28}, torch.zeros(2, 5, dtype=torch.long), (2, 5, 28)),
+    InputKind.SEQUENCES: ({"input_size": 3, "output_size": 2}, torch.randn(2, 5, 3), (2, 5, 2)),
+    InputKind.FEATURES: ({"input_size": 8, "output_size": 1}, torch.randn(4, 8), (4, 1)),
+    InputKind.IMAGES: ({"input_size": [1, 28, 28], "output_size": 10}, torch.randn(2, 1, 28, 28), (2, 10)),
+}
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_takes_its_vocabulary_size_from_the_data(model):
+def test_every_model_is_sized_by_the_data_it_accepts(model):
     cfg = compose_train(f"model={model}")
-    assert "vocab_size" not in cfg.model
-    network = instantiate(cfg.model, vocab_size=28)
-    logits, _ = network(torch.zeros(2, 5, dtype=torch.long))
-    assert logits.shape == (2, 5, 28)
+    assert not {"input_size", "output_size", "vocab_size"} & set(cfg.model)  # the data knows them
+    accepts = get_class(cfg.model._target_).accepts
+    assert accepts == {kind for kind, names in MODELS_FOR.items() if model in names}  # error hints agree
+    for kind in accepts:
+        sizes, batch, shape = EXAMPLES[kind]
+        outputs = instantiate(cfg.model, **sizes)(batch)
+        outputs = outputs[0] if isinstance(outputs, tuple) else outputs  # recurrent nets add their state
+        assert outputs.shape == shape
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -4,7 +4,7 @@ import torch
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
-from rnnlab.models.recurrent import RecurrentLM
+from rnnlab.models.recurrent import RecurrentNet
 
 VOCAB = Vocab.build("the time traveller")
 
@@ -12,7 +12,7 @@ VOCAB = Vocab.build("the time traveller")
 @pytest.fixture
 def network():
     torch.manual_seed(0)
-    return RecurrentLM(len(VOCAB), "gru", 12)
+    return RecurrentNet(len(VOCAB), len(VOCAB), "gru", 12)
 
 
 def test_greedy_is_deterministic_and_starts_with_the_prefix(network):

@@ -47,7 +47,7 @@ def load_language_model(path: str | Path) -> tuple[nn.Module, Vocab]:
         raise UserError(
             f"ckpt={path} names network {target!r}, which is not one of rnnlab's ({NETWORK_PACKAGE}*)"
         )
-    network = get_class(target)(vocab_size=len(vocab), **kwargs)
+    network = get_class(target)(**kwargs)
     prefix = "network."
     weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     network.load_state_dict(weights)

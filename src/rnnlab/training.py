@@ -21,13 +21,14 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.errors import UserError
+from rnnlab.inputs import MODELS_FOR
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # Raised from inside Lightning 2.6 on torch >= 2.10; nothing a user can act on.
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-
-HPARAM_METRICS = ("val_ppl", "test_ppl", "tokens_per_s")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -116,24 +115,80 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return ckpt_path
 
 
+def choice(cfg: DictConfig, group: str) -> str:
+    """How the user named a group's config (`model=lstm`), for messages; the class name without Hydra."""
+    if HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get(group)
+        if name:
+            return str(name)
+    return str(cfg[group].get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def check_model_fits_data(cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
+    """Refuse, before anything is built, a network that cannot read the data's batches."""
+    accepts = getattr(get_class(cfg.model._target_), "accepts", None)
+    gives = getattr(datamodule, "input_kind", None)
+    if accepts is None or gives is None or gives in accepts:
+        return
+    model, data = choice(cfg, "model"), choice(cfg, "data")
+    takes = " or ".join(kind.value for kind in sorted(accepts))
+    raise UserError(
+        f"model={model} takes {takes}, but data={data} gives {gives.value}; "
+        f"with data={data} use model={'|'.join(MODELS_FOR[gives])}"
+    )
+
+
+def create_task(cfg: DictConfig, network: Any, network_config: dict, data_inputs: dict) -> L.LightningModule:
+    """The task, given the network and what the data tells it (class names, a vocabulary...)."""
+    # Built through a partial so that Hydra leaves the objects and the plain network config alone.
+    factory = create(cfg.task, _partial_=True)
+    try:
+        return factory(
+            network=network,
+            optimizer=instantiate(cfg.optimizer),
+            scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+            network_config=network_config,
+            **data_inputs,
+        )
+    except TypeError as error:
+        task, data = choice(cfg, "task"), choice(cfg, "data")
+        raise UserError(
+            f"task={task} does not fit data={data} ({error}); leave task unset: data={data} picks its task"
+        ) from None
+
+
+def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
+    """The configured callbacks; a checkpoint callback without a `monitor` follows the task's metric."""
+    callbacks = []
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback.get("_target_", "").endswith("ModelCheckpoint") and callback.get("monitor") is None:
+            name = task.metric
+            callback = OmegaConf.merge(
+                callback,
+                {
+                    "monitor": f"val/{name}",
+                    "mode": task.metric_mode,
+                    "filename": callback.get("filename")
+                    or f"best-epoch{{epoch:03d}}-val_{name}{{val/{name}:.4g}}",
+                },
+            )
+        callbacks.append(create(callback))
+    return callbacks
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer."""
     datamodule = create(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    network = create(cfg.model, vocab_size=datamodule.vocab_size)
-    # Built through a partial so that Hydra leaves the objects and the plain network config alone.
-    task = create(cfg.task, _partial_=True)(
-        network=network,
-        vocab=datamodule.vocab,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        network_config=OmegaConf.to_container(cfg.model, resolve=True),
-        carry_state=datamodule.carries_state,
-    )
-    callbacks = [create(callback) for callback in (cfg.get("callbacks") or {}).values()]
+    check_model_fits_data(cfg, datamodule)
+    sizes = datamodule.network_sizes()
+    network = create(cfg.model, **sizes)
+    # What a checkpoint needs to rebuild the network without the data.
+    network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
+    task = create_task(cfg, network, network_config, datamodule.task_inputs())
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
-    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = create(cfg.trainer, callbacks=create_callbacks(cfg, task), logger=loggers or False)
     return datamodule, task, trainer
 
 
@@ -141,8 +196,13 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def hparam_metrics(task: Any) -> tuple[str, ...]:
+    """The metrics.json entries shown in TensorBoard's HPARAMS tab (as hp/NAME)."""
+    return (f"val_{task.metric}", f"test_{task.metric}", f"{task.throughput_unit}_per_s")
+
+
 def train(cfg: DictConfig) -> float:
-    """Run one experiment; return the best validation perplexity (what sweepers minimise)."""
+    """Run one experiment; return the best value of the monitored metric (what sweepers optimise)."""
     run_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
     metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
@@ -152,10 +212,11 @@ def train(cfg: DictConfig) -> float:
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
         hparams = run_hyperparameters(cfg)
+        reported = hparam_metrics(task)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 # Placeholders register the metrics in the HPARAMS tab; the real values follow at the end.
-                logger.log_hyperparams(hparams, {f"hp/{name}": math.nan for name in HPARAM_METRICS})
+                logger.log_hyperparams(hparams, {f"hp/{name}": math.nan for name in reported})
             else:
                 logger.log_hyperparams(hparams)
 
@@ -167,18 +228,27 @@ def train(cfg: DictConfig) -> float:
             trainer.test(
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
-
-        best_val = checkpoint.best_model_score if best_path else None
+        tested = {
+            key.replace("/", "_"): _float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith("test/")
+        }
+        monitor = checkpoint.monitor if isinstance(checkpoint, ModelCheckpoint) else None
+        monitor = monitor or f"val/{task.metric}"
+        name = task.metric
         metrics.update(
             status="completed",
-            val_ppl=_float(best_val) if best_val is not None else fitted.get("val/ppl"),
-            test_ppl=_float(trainer.callback_metrics.get("test/ppl")),
-            train_ppl=fitted.get("train/ppl"),
-            tokens_per_s=statistics.median(task.tokens_per_s) if task.tokens_per_s else None,
+            monitor=monitor,
+            **{f"val_{name}": fitted.get(f"val/{name}"), f"train_{name}": fitted.get(f"train/{name}")},
+            **{f"test_{name}": None, **tested},
+            **{f"{task.throughput_unit}_per_s": statistics.median(task.rates) if task.rates else None},
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
             best_checkpoint=best_path or None,
         )
+        # The monitored metric is reported at its best epoch (the checkpoint tested above), not its last.
+        if best_path and checkpoint.best_model_score is not None:
+            metrics[monitor.replace("/", "_")] = _float(checkpoint.best_model_score)
     except BaseException as error:
         metrics.update(
             status="interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"
@@ -192,25 +262,34 @@ def train(cfg: DictConfig) -> float:
 
     for logger in trainer.loggers:
         logger.log_metrics(
-            {f"hp/{name}": metrics[name] for name in HPARAM_METRICS if metrics[name] is not None},
+            {f"hp/{key}": metrics[key] for key in reported if metrics.get(key) is not None},
             step=trainer.global_step,
         )
         logger.save()
     if rank_zero_only.rank == 0:
-        _print_summary(metrics)
-    return metrics["val_ppl"] if metrics["val_ppl"] is not None else math.nan
+        _print_summary(metrics, task)
+    best = metrics.get(metrics["monitor"].replace("/", "_"))
+    return best if best is not None else math.nan
 
 
-def _print_summary(metrics: dict[str, Any]) -> None:
-    def fmt(value: float | None, spec: str = ".3f") -> str:
+def _print_summary(metrics: dict[str, Any], task: Any) -> None:
+    def fmt(key: str, spec: str = ".4g") -> str:
+        value = metrics.get(key)
         return "-" if value is None else format(value, spec)
 
+    name, unit = task.metric, task.throughput_unit
+    tests = [key for key in metrics if key.startswith("test_") and key.count("_") == 1 and key != f"test_{name}"]
     log.info(
-        "done: best val ppl %s | test ppl %s | train ppl %s | %s tokens/s | %d epochs in %.0f s",
-        fmt(metrics["val_ppl"]),
-        fmt(metrics["test_ppl"]),
-        fmt(metrics["train_ppl"]),
-        fmt(metrics["tokens_per_s"], ",.0f"),
+        "done: best val %s %s | test %s %s%s | train %s %s | %s %s/s | %d epochs in %.0f s",
+        name,
+        fmt(f"val_{name}"),
+        name,
+        fmt(f"test_{name}"),
+        "".join(f" | test {key[5:]} {fmt(key)}" for key in tests),
+        name,
+        fmt(f"train_{name}"),
+        fmt(f"{unit}_per_s", ",.0f"),
+        unit,
         metrics["epochs"],
         metrics["wall_time_s"],
     )

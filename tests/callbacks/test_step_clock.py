@@ -5,7 +5,7 @@ import torch
 
 from rnnlab.callbacks.step_clock import StepClock
 from rnnlab.data.language_model import LanguageModelData
-from rnnlab.models.recurrent import RecurrentLM
+from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 
 
@@ -13,7 +13,7 @@ def test_times_the_steps_after_warm_up_and_stamps_the_first_step(repetitive_corp
     data = LanguageModelData(path=str(repetitive_corpus), batch_size=4, num_steps=10)
     data.setup("fit")
     task = LanguageModelTask(
-        RecurrentLM(data.vocab_size, "rnn", 8),
+        RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8),
         data.vocab,
         functools.partial(torch.optim.SGD, lr=0.1),
         sample_length=0,

@@ -22,14 +22,14 @@ def reference_like(scratch: RNNScratch) -> tuple[nn.RNN, nn.Linear]:
 
 def test_book_initialisation():
     torch.manual_seed(0)
-    scratch = RNNScratch(V, 512)
+    scratch = RNNScratch(V, V, 512)
     assert abs(scratch.W_hh.std().item() - 0.01) < 0.001
     assert not scratch.b_h.any() and not scratch.b_q.any()
 
 
 def test_outputs_and_gradients_equal_nn_rnn_with_the_same_weights():
     torch.manual_seed(0)
-    scratch = RNNScratch(V, H, init_std=0.3)  # larger weights than the book's, so the test sees real tanh
+    scratch = RNNScratch(V, V, H, init_std=0.3)  # larger weights than the book's, so the test sees real tanh
     with torch.no_grad():
         scratch.b_h.normal_()
         scratch.b_q.normal_()
@@ -59,6 +59,6 @@ def test_outputs_and_gradients_equal_nn_rnn_with_the_same_weights():
 
 def test_zero_state_by_default():
     torch.manual_seed(0)
-    scratch = RNNScratch(V, H)
+    scratch = RNNScratch(V, V, H)
     tokens = torch.randint(V, (B, T))
     torch.testing.assert_close(scratch(tokens)[0], scratch(tokens, torch.zeros(B, H))[0])

@@ -11,7 +11,7 @@ from rnnlab.data.language_model import LanguageModelData
 from rnnlab.data.sampling import TokenWindows
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
-from rnnlab.models.recurrent import RecurrentLM
+from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask, detach
 
 QUIET = dict(
@@ -38,7 +38,7 @@ def make_task(network, data, optimizer, **kwargs) -> LanguageModelTask:
 def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_steps, pieces):
     torch.manual_seed(0)
     data = make_data(repetitive_corpus, batch_size=4, num_steps=12, seed=7)
-    network = RecurrentLM(data.vocab_size, "lstm", 16)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 16)
     reference = copy.deepcopy(network)
     sgd = functools.partial(torch.optim.SGD, lr=0.5)
     task = make_task(network, data, sgd, tbptt_steps=tbptt_steps, gradient_clip_val=0.1)
@@ -73,7 +73,9 @@ def test_learns_a_repetitive_corpus_and_regenerates_it(repetitive_corpus):
     torch.manual_seed(0)
     data = make_data(repetitive_corpus, batch_size=8, num_steps=20, seed=0)
     task = make_task(
-        RecurrentLM(data.vocab_size, "lstm", 64), data, functools.partial(torch.optim.Adam, lr=0.02)
+        RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 64),
+        data,
+        functools.partial(torch.optim.Adam, lr=0.02),
     )
     trainer = L.Trainer(max_epochs=8, num_sanity_val_steps=0, **QUIET)
     trainer.fit(task, datamodule=data)
@@ -87,7 +89,9 @@ def test_learns_a_repetitive_corpus_and_regenerates_it(repetitive_corpus):
 
 def test_tbptt_longer_than_the_sequence_is_refused(repetitive_corpus):
     data = make_data(repetitive_corpus, batch_size=4, num_steps=10)
-    task = make_task(RecurrentLM(data.vocab_size, "rnn", 8), data, torch.optim.SGD, tbptt_steps=11)
+    task = make_task(
+        RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8), data, torch.optim.SGD, tbptt_steps=11
+    )
     trainer = L.Trainer(max_epochs=1, **QUIET)
     with pytest.raises(UserError, match="task.tbptt_steps=11 is longer than a training sequence"):
         trainer.fit(task, datamodule=data)
@@ -99,4 +103,11 @@ def test_tbptt_longer_than_the_sequence_is_refused(repetitive_corpus):
 def test_bad_task_settings_are_refused(repetitive_corpus, kwargs, message):
     data = make_data(repetitive_corpus, batch_size=4, num_steps=10)
     with pytest.raises(UserError, match=message):
-        make_task(RecurrentLM(data.vocab_size, "rnn", 8), data, torch.optim.SGD, **kwargs)
+        make_task(RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8), data, torch.optim.SGD, **kwargs)
+
+
+def test_a_bidirectional_network_is_flagged_as_no_language_model(repetitive_corpus):
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=12)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 8, bidirectional=True)
+    with pytest.warns(UserWarning, match="cannot be a left-to-right language model"):
+        make_task(network, data, torch.optim.SGD)

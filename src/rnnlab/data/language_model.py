@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -14,6 +15,7 @@ from rnnlab.data.download import fetch_verified, file_digest
 from rnnlab.data.sampling import RandomWindows, SequentialPartition, TokenWindows
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UserError
+from rnnlab.inputs import InputKind
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class LanguageModelData(L.LightningDataModule):
     start, in windows of `eval_num_steps`, so every held-out token is scored once with the state
     of the text before it.
     """
+
+    input_kind = InputKind.TOKENS
 
     def __init__(
         self,
@@ -118,6 +122,13 @@ class LanguageModelData(L.LightningDataModule):
     def vocab_size(self) -> int:
         assert self.vocab is not None, "call setup() first"
         return len(self.vocab)
+
+    def network_sizes(self) -> dict[str, int]:
+        """One-hot (or embedded) tokens in, a score per vocabulary entry out."""
+        return {"input_size": self.vocab_size, "output_size": self.vocab_size}
+
+    def task_inputs(self) -> dict[str, Any]:
+        return {"vocab": self.vocab, "carry_state": self.carries_state}
 
     @property
     def carries_state(self) -> bool:

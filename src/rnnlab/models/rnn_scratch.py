@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from rnnlab.errors import UserError
+from rnnlab.inputs import InputKind
 
 
 class RNNScratch(nn.Module):
@@ -15,27 +18,35 @@ class RNNScratch(nn.Module):
     instead of multiplying by a mostly-zero matrix. The numbers are the same (multiplying by exact
     zeros adds nothing), and it is what makes the scratch model fast. With `W_ih = W_xh^T`,
     `b_ih = b_h`, `b_hh = 0` it computes what `nn.RNN` followed by `nn.Linear(W_hq^T, b_q)` does.
+    Feature sequences [B, T, F] (instead of token ids) are multiplied by W_xh as they are.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int = 512, init_std: float = 0.01) -> None:
+    accepts: ClassVar[frozenset[InputKind]] = frozenset({InputKind.TOKENS, InputKind.SEQUENCES})
+
+    def __init__(
+        self, input_size: int, output_size: int, hidden_size: int = 512, init_std: float = 0.01
+    ) -> None:
         super().__init__()
-        if vocab_size < 1 or hidden_size < 1:
-            raise UserError(f"vocab_size={vocab_size} and model.hidden_size={hidden_size} must be positive")
-        self.vocab_size, self.hidden_size = vocab_size, hidden_size
-        self.W_xh = nn.Parameter(torch.randn(vocab_size, hidden_size) * init_std)
+        if min(input_size, output_size, hidden_size) < 1:
+            raise UserError(f"model.hidden_size={hidden_size} and the data's sizes must be positive")
+        self.hidden_size = hidden_size
+        self.W_xh = nn.Parameter(torch.randn(input_size, hidden_size) * init_std)
         self.W_hh = nn.Parameter(torch.randn(hidden_size, hidden_size) * init_std)
         self.b_h = nn.Parameter(torch.zeros(hidden_size))
-        self.W_hq = nn.Parameter(torch.randn(hidden_size, vocab_size) * init_std)
-        self.b_q = nn.Parameter(torch.zeros(vocab_size))
+        self.W_hq = nn.Parameter(torch.randn(hidden_size, output_size) * init_std)
+        self.b_q = nn.Parameter(torch.zeros(output_size))
 
     def forward(
-        self, tokens: torch.Tensor, state: torch.Tensor | None = None
+        self, inputs: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens [B, T] -> logits [B, T, V] and the last hidden state [B, H]."""
-        batch, steps = tokens.shape
-        h = tokens.new_zeros(batch, self.hidden_size, dtype=self.W_hh.dtype) if state is None else state
+        """inputs [B, T] (token ids) or [B, T, F] -> outputs [B, T, output_size], last hidden [B, H]."""
+        batch, steps = inputs.shape[:2]
+        h = inputs.new_zeros(batch, self.hidden_size, dtype=self.W_hh.dtype) if state is None else state
         # The input term of every step at once; only the recurrence must run step by step.
-        inputs = self.W_xh[tokens.T] + self.b_h  # [T, B, H]
+        if inputs.is_floating_point():
+            inputs = inputs.transpose(0, 1) @ self.W_xh + self.b_h  # [T, B, H]
+        else:
+            inputs = self.W_xh[inputs.T] + self.b_h
         hiddens = []
         for t in range(steps):
             h = torch.tanh(torch.addmm(inputs[t], h, self.W_hh))
