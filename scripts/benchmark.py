@@ -52,11 +52,14 @@ def compose(model: str, args: argparse.Namespace, *extra: str):
 
 def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float:
     """One epoch of `steps` batches through Trainer.fit, with the callbacks and loggers of the config."""
+    from omegaconf import OmegaConf
+
     from rnnlab.callbacks.step_clock import StepClock
-    from rnnlab.training import create
+    from rnnlab.training import create, create_callbacks
 
     clock = StepClock(warmup_steps=warmup)
-    callbacks = [create(c) for name, c in cfg.callbacks.items() if name != "progress"] + [clock]
+    without_progress = {name: c for name, c in cfg.callbacks.items() if name != "progress"}
+    callbacks = [*create_callbacks(OmegaConf.create({"callbacks": without_progress}), task), clock]
     loggers = [create(logger) for logger in cfg.logger.values()]
     trainer = create(
         cfg.trainer,
@@ -263,7 +266,7 @@ def plain_loop_child(model: str, args: argparse.Namespace) -> None:
     from rnnlab.data.corpus import preprocess, read_text, tokenize
     from rnnlab.data.sampling import SequentialPartition, TokenWindows
     from rnnlab.data.vocab import Vocab
-    from rnnlab.models.recurrent import RecurrentLM
+    from rnnlab.models.recurrent import RecurrentNet
     from rnnlab.models.rnn_scratch import RNNScratch
 
     path = Path(os.environ.get("RNNLAB_DATA_DIR", "~/.cache/rnnlab")).expanduser() / "timemachine.txt"
@@ -274,9 +277,8 @@ def plain_loop_child(model: str, args: argparse.Namespace) -> None:
     windows = TokenWindows(ids)
     batches = (windows[w] for _, w in zip(range(args.steps), sampler, strict=False))
     hidden = args.hidden_size or HIDDEN[model]
-    network = (
-        RNNScratch(len(vocab), hidden) if model == "rnn_scratch" else RecurrentLM(len(vocab), model, hidden)
-    )
+    v = len(vocab)
+    network = RNNScratch(v, v, hidden) if model == "rnn_scratch" else RecurrentNet(v, v, model, hidden)
     optimizer = torch.optim.Adam if args.optimizer == "adam" else torch.optim.SGD
     plain_tokens_per_s(network, batches, lambda p: optimizer(p, lr=0.01), 1.0, args.device, args.warmup)
 

@@ -36,7 +36,11 @@ def test_defaults_follow_the_book():
 
 # For each kind of input: the sizes a datamodule would give, an example batch, and the output shape.
 EXAMPLES = {
-    InputKind.TOKENS: ({"input_size": 28, "output_size": 28}, torch.zeros(2, 5, dtype=torch.long), (2, 5, 28)),
+    InputKind.TOKENS: (
+        {"input_size": 28, "output_size": 28},
+        torch.zeros(2, 5, dtype=torch.long),
+        (2, 5, 28),
+    ),
     InputKind.SEQUENCES: ({"input_size": 3, "output_size": 2}, torch.randn(2, 5, 3), (2, 5, 2)),
     InputKind.FEATURES: ({"input_size": 8, "output_size": 1}, torch.randn(4, 8), (4, 1)),
     InputKind.IMAGES: ({"input_size": [1, 28, 28], "output_size": 10}, torch.randn(2, 1, 28, 28), (2, 10)),

@@ -124,10 +124,10 @@ def choice(cfg: DictConfig, group: str) -> str:
     return str(cfg[group].get("_target_", "?")).rsplit(".", 1)[-1]
 
 
-def check_model_fits_data(cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
-    """Refuse, before anything is built, a network that cannot read the data's batches."""
+def check_model_fits_data(cfg: DictConfig) -> None:
+    """Refuse, before anything is built or downloaded, a network that cannot read the data's batches."""
     accepts = getattr(get_class(cfg.model._target_), "accepts", None)
-    gives = getattr(datamodule, "input_kind", None)
+    gives = getattr(get_class(cfg.data._target_), "input_kind", None)
     if accepts is None or gives is None or gives in accepts:
         return
     model, data = choice(cfg, "model"), choice(cfg, "data")
@@ -178,10 +178,10 @@ def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer."""
+    check_model_fits_data(cfg)
     datamodule = create(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    check_model_fits_data(cfg, datamodule)
     sizes = datamodule.network_sizes()
     network = create(cfg.model, **sizes)
     # What a checkpoint needs to rebuild the network without the data.
@@ -246,6 +246,9 @@ def train(cfg: DictConfig) -> float:
             steps=trainer.global_step,
             best_checkpoint=best_path or None,
         )
+        line = task.line()  # the course's linear models: the learned w and b (of the tested weights)
+        if line is not None:
+            metrics.update(weight=line[0], bias=line[1])
         # The monitored metric is reported at its best epoch (the checkpoint tested above), not its last.
         if best_path and checkpoint.best_model_score is not None:
             metrics[monitor.replace("/", "_")] = _float(checkpoint.best_model_score)
@@ -278,7 +281,9 @@ def _print_summary(metrics: dict[str, Any], task: Any) -> None:
         return "-" if value is None else format(value, spec)
 
     name, unit = task.metric, task.throughput_unit
-    tests = [key for key in metrics if key.startswith("test_") and key.count("_") == 1 and key != f"test_{name}"]
+    tests = [
+        key for key in metrics if key.startswith("test_") and key.count("_") == 1 and key != f"test_{name}"
+    ]
     log.info(
         "done: best val %s %s | test %s %s%s | train %s %s | %s %s/s | %d epochs in %.0f s",
         name,

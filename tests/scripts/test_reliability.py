@@ -84,9 +84,9 @@ def test_a_data_directory_copy_with_a_wrong_checksum_is_refused(workdir):
 
 
 def test_unknown_choices_list_the_available_ones(workdir):
-    result = run("train.py", "model=cnn", cwd=workdir)
+    result = run("train.py", "model=transformer", cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "Could not find 'model/cnn'" in result.stderr and "rnn_scratch" in result.stderr
+    assert "Could not find 'model/transformer'" in result.stderr and "rnn_scratch" in result.stderr
     assert not (workdir / "outputs").exists()
 
 
@@ -218,3 +218,13 @@ def test_generate_refuses_bad_requests_in_one_line(
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
+
+
+def test_a_model_that_cannot_read_the_data_is_refused_before_anything_runs(workdir):
+    result = run("train.py", "model=cnn", "data=timemachine", cwd=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    line = output.strip().splitlines()[-1]
+    assert "model=cnn takes images" in line and "data=timemachine gives token sequences" in line
+    assert "model=rnn_scratch|rnn_cell|rnn|gru|lstm" in line
+    assert not list(workdir.rglob("*.ckpt")) and not list(workdir.rglob("timemachine.txt"))

@@ -264,4 +264,4 @@ class DiabetesData(InMemoryData):
     def task_inputs(self) -> dict[str, Any]:
         """The class names, index = label (they depend on the file's layout; see the module docstring)."""
         assert self.splits, "call setup() first"
-        return {"class_names": list(self.class_names)}
+        return {"class_names": list(self.class_names), "binary": True}

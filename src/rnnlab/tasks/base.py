@@ -63,6 +63,7 @@ class Task(L.LightningModule):
         self.figure_every_n_epochs = figure_every_n_epochs
         self.rates: list[float] = []  # training throughput, one entry per epoch
         self._epoch_started, self._epoch_items, self._epoch_timed = 0.0, 0, False
+        self._points: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- what subclasses write ------------------------------------------------------------------
     def evaluate(self, batch: Any, stage: str, batch_idx: int) -> None:
@@ -134,6 +135,37 @@ class Task(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started, self._epoch_items, self._epoch_timed = time.perf_counter(), 0, False
+        self._points = []
+
+    # -- one-feature data, drawn with its fit -------------------------------------------------------
+    def remember_points(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Keep this epoch's training points when there is one input feature, for the fit figures."""
+        if (
+            self.figure_every_n_epochs
+            and inputs.dim() == 2
+            and inputs.size(1) == 1
+            and len(self._points) < 100
+        ):
+            self._points.append((inputs.detach().flatten().cpu(), targets.detach().flatten().float().cpu()))
+
+    def remembered_points(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self._points:
+            return None
+        return torch.cat([x for x, _ in self._points]), torch.cat([y for _, y in self._points])
+
+    def line(self) -> tuple[float, float] | None:
+        """(w, b) when the network is a single 1-in, 1-out linear layer, as in the course's first lessons."""
+        layers = [m for m in self.network.modules() if isinstance(m, nn.Linear)]
+        if len(layers) != 1 or layers[0].weight.numel() != 1 or layers[0].bias is None:
+            return None
+        if sum(p.numel() for p in self.network.parameters()) != 2:
+            return None
+        return layers[0].weight.item(), layers[0].bias.item()
+
+    def log_line(self) -> None:
+        line = self.line()
+        if line is not None:
+            self.log_dict({"params/weight": line[0], "params/bias": line[1]})
 
     def _stop_epoch_clock(self) -> None:
         """Train throughput of this epoch, timed up to the end of its last step (not validation)."""

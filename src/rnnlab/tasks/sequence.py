@@ -85,7 +85,8 @@ class SequenceTask(Task):
     def on_test_epoch_start(self) -> None:
         self.eval_state = None
 
-    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> None:
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         outputs, self.eval_state = self.network(inputs, self.eval_state)
         self.update_metrics(stage, outputs, targets, self.loss(outputs, targets))
+        return outputs

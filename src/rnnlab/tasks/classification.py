@@ -1,0 +1,187 @@
+"""`ClassificationTask`: class scores from any network, for whole examples or for every step of a sequence."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.aggregation import MeanMetric
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+)
+
+from rnnlab.errors import UserError
+from rnnlab.tasks.base import Task
+from rnnlab.tasks.regression import REDUCTIONS
+
+log = logging.getLogger(__name__)
+
+
+class ClassificationTask(Task):
+    """Cross-entropy over `class_names`, or with `binary` one logit and BCE (the course's sigmoid + BCELoss,
+    in the numerically stable form).
+
+    A recurrent network's outputs [N, T, C] are scored at the last step (the sequence's class), or
+    at every step with `label_per_step` (the "hello" -> "ohlol" lesson, whose decoded prediction is
+    logged after each validation). Validation and test report accuracy (also per class), AUROC for
+    binary problems, and a confusion matrix figure; a single-feature binary problem also gets its
+    probability curve.
+    """
+
+    kind: ClassVar[str] = "classification"
+    metric: ClassVar[str] = "acc"
+    metric_mode: ClassVar[str] = "max"
+
+    def __init__(
+        self,
+        network: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        class_names: Sequence[str],
+        scheduler: Callable[..., Any] | None = None,
+        network_config: dict | None = None,
+        gradient_clip_val: float | None = None,
+        binary: bool = False,
+        label_per_step: bool = False,
+        loss_reduction: str = "mean",
+        figure_every_n_epochs: int = 1,
+    ) -> None:
+        super().__init__(
+            network, optimizer, scheduler, network_config, gradient_clip_val, figure_every_n_epochs
+        )
+        if len(class_names) < 2 or (binary and len(class_names) != 2):
+            raise UserError(
+                f"a classification needs 2 or more classes (binary: exactly 2), got {list(class_names)}"
+            )
+        if loss_reduction not in REDUCTIONS:
+            raise UserError(f"task.loss_reduction={loss_reduction!r} is unknown; choose one of mean, sum")
+        self.save_hyperparameters(
+            ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
+        )
+        self.class_names = [str(name) for name in class_names]
+        self.binary, self.label_per_step, self.loss_reduction = binary, label_per_step, loss_reduction
+        n = len(class_names)
+        for stage in ("train", "val", "test"):
+            scores = (
+                {"acc": BinaryAccuracy(), "auroc": BinaryAUROC()}
+                if binary
+                else {"acc": MulticlassAccuracy(n, average="micro")}
+            )
+            if stage != "train":
+                scores["acc_per_class"] = MulticlassAccuracy(n, average=None)
+                scores["confusion"] = MulticlassConfusionMatrix(n)
+            setattr(self, f"{stage}_scores", MetricCollection(scores))
+            setattr(self, f"{stage}_loss", MeanMetric())
+        self._first: tuple[torch.Tensor, torch.Tensor] | None = None  # an example and its prediction
+        self._confusion: torch.Tensor | None = None
+
+    # -- scores ------------------------------------------------------------------------------------
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[N, C] (or [N, T, C] per step); [N, 1] / [N, T, 1] when binary."""
+        outputs = self.network(inputs)
+        if isinstance(outputs, tuple):  # a recurrent network also returns its state
+            outputs = outputs[0]
+        if outputs.dim() == 3 and not self.label_per_step:
+            outputs = outputs[:, -1]  # the last step's output classifies the whole sequence
+        return outputs
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean over examples (and steps); the optimiser sees the sum with `loss_reduction=sum`."""
+        if self.binary:
+            return F.binary_cross_entropy_with_logits(logits.flatten(), targets.flatten().float())
+        return F.cross_entropy(logits.flatten(0, -2), targets.flatten().long())
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the metrics read: P(class 1) when binary, class scores otherwise; one row per label."""
+        if self.binary:
+            return logits.flatten().sigmoid()
+        return logits.flatten(0, -2)
+
+    def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
+        predictions, labels = self.predictions(logits), targets.flatten().long()
+        for name, metric in getattr(self, f"{stage}_scores").items():
+            if name in ("acc_per_class", "confusion") and self.binary:
+                metric.update((predictions > 0.5).long(), labels)
+            else:
+                metric.update(predictions, labels)
+        getattr(self, f"{stage}_loss").update(loss, weight=labels.numel())
+
+    def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        scores, loss = getattr(self, f"{stage}_scores"), getattr(self, f"{stage}_loss")
+        values = scores.compute()
+        values["loss"] = loss.compute()
+        scores.reset()
+        loss.reset()
+        self._confusion = values.pop("confusion", None)
+        per_class = values.pop("acc_per_class", None)
+        if per_class is not None:
+            for name, accuracy in zip(self.class_names, per_class, strict=True):
+                values[f"acc_{name.replace(' ', '_')}"] = accuracy
+        return values
+
+    # -- steps -------------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch
+        logits = self.logits(inputs)
+        loss = self.loss(logits, targets)
+        self.optimise(loss * targets.numel() if self.loss_reduction == "sum" else loss, batch_idx)
+        self.update_metrics("train", logits.detach(), targets, loss.detach())
+        self.remember_points(inputs, targets)
+        self.count(len(targets))
+        if self.logs_this_step():
+            self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> None:
+        inputs, targets = batch
+        logits = self.logits(inputs)
+        self.update_metrics(stage, logits, targets, self.loss(logits, targets))
+        if batch_idx == 0:
+            self._first = (targets[0].detach().cpu(), logits[0].detach().cpu())
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.log_line()
+
+    # -- what a person looks at --------------------------------------------------------------------
+    def decode(self, logits: torch.Tensor) -> str:
+        """A per-step prediction as text: the class names of the chosen classes, joined."""
+        chosen = (logits.flatten() > 0).long() if self.binary else logits.argmax(-1)
+        return "".join(self.class_names[i] for i in chosen.tolist())
+
+    def report(self, stage: str) -> None:
+        if self.label_per_step and self._first is not None:
+            target, logits = self._first
+            text = self.decode(logits)
+            where = "test" if stage == "test" else f"epoch {self.current_epoch + 1}"
+            log.info(
+                "%s prediction: %s (target %s)", where, text, "".join(self.class_names[i] for i in target)
+            )
+            self.add_text(f"{stage}/prediction", text)
+        if not self.figure_due(stage):
+            return
+        from rnnlab.figures import probability_curve
+
+        if self._confusion is not None:
+            matrix = MulticlassConfusionMatrix(len(self.class_names))
+            figure, _ = matrix.plot(val=self._confusion.cpu(), labels=self.class_names)
+            self.add_figure(f"{stage}/confusion_matrix", figure)
+        points = self.remembered_points()
+        if self.binary and points is not None:
+            line = self.line()
+
+            def probability(x: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return self.network(x[:, None].to(self.device)).flatten().sigmoid().cpu()
+
+            figure = probability_curve(*points, probability)
+            if line is not None:
+                figure.axes[0].set_title(f"P = sigmoid({line[0]:.3f} x + {line[1]:.3f})")
+            self.add_figure(f"{stage}/probability", figure)
