@@ -13,13 +13,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.comparison import find_runs, load_run, markdown, plot_curves, sort_key, table_rows, write_csv
+from rnnlab.comparison import (
+    find_runs,
+    load_run,
+    markdown,
+    monitor_of,
+    plot_curves,
+    sort_key,
+    table_rows,
+    write_csv,
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
-    parser.add_argument("--metric", default="val_ppl", help="column to sort by, lowest first")
+    parser.add_argument(
+        "--metric", default=None, help="column to sort by (default: the runs' monitored metric, best first)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write the files")
     args = parser.parse_args()
     try:
@@ -34,16 +45,20 @@ def main() -> int:
         )
         return 2
 
-    runs = sorted((load_run(path) for path in run_dirs), key=sort_key(args.metric))
+    runs = [load_run(path) for path in run_dirs]
+    monitor, mode = monitor_of(runs)
+    metric = args.metric or monitor.replace("/", "_")
+    runs.sort(key=sort_key(metric, highest_first=args.metric is None and mode == "max"))
     rows = table_rows(runs)
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(rows)
     (out / "comparison.md").write_text(table)
     write_csv(rows, out / "comparison.csv")
-    plot_curves(runs, out / "val_ppl.png")
+    figure = out / f"{monitor.replace('/', '_')}.png"
+    plot_curves(runs, figure)
     print(table)
-    print(f"{len(runs)} runs; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {out / 'val_ppl.png'}")
+    print(f"{len(runs)} runs; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {figure}")
     return 0
 
 

@@ -11,7 +11,20 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-COLUMNS = ("run", "status", "val_ppl", "test_ppl", "train_ppl", "tokens_per_s", "epochs", "wall_time_s")
+
+def monitor_of(runs: list[Run]) -> tuple[str, str]:
+    """The runs' headline metric and its direction, from their metrics.json (language model: val/ppl, min)."""
+    for run in runs:
+        if "monitor" in run.metrics:
+            return run.metrics["monitor"], run.metrics.get("monitor_mode", "min")
+    return "val/ppl", "min"
+
+
+def columns(runs: list[Run]) -> tuple[str, ...]:
+    """run, status, the headline metric on val / test / train, the throughput, epochs, wall time."""
+    name = monitor_of(runs)[0].split("/", 1)[-1]
+    rates = sorted({key for run in runs for key in run.metrics if key.endswith("_per_s")}) or ["tokens_per_s"]
+    return ("run", "status", f"val_{name}", f"test_{name}", f"train_{name}", *rates, "epochs", "wall_time_s")
 
 
 @dataclass
@@ -21,7 +34,7 @@ class Run:
     path: Path
     overrides: list[str]
     metrics: dict[str, Any]
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val ppl)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, monitored validation metric)
 
     @property
     def status(self) -> str:
@@ -64,7 +77,7 @@ def load_run(run_dir: Path) -> Run:
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    return Run(run_dir, overrides or [], metrics, read_curve(run_dir))
+    return Run(run_dir, overrides or [], metrics, read_curve(run_dir, metrics.get("monitor", "val/ppl")))
 
 
 def names(runs: list[Run]) -> list[str]:
@@ -74,11 +87,11 @@ def names(runs: list[Run]) -> list[str]:
     return [label or run.path.name for label, run in zip(labels, runs, strict=True)]
 
 
-def sort_key(metric: str):
+def sort_key(metric: str, highest_first: bool = False):
     def key(run: Run) -> tuple[int, float]:
         value = run.value(metric)
         finite = isinstance(value, (int, float)) and math.isfinite(value)
-        return (0, value) if finite else (1, 0.0)
+        return (0, -value if highest_first else value) if finite else (1, 0.0)
 
     return key
 
@@ -91,20 +104,21 @@ def _cell(value: Any) -> str:
 
 def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return [
-        {"run": label, "status": run.status, **{name: run.value(name) for name in COLUMNS[2:]}}
+        {"run": label, "status": run.status, **{name: run.value(name) for name in columns(runs)[2:]}}
         for label, run in zip(names(runs), runs, strict=True)
     ]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row[name]) for name in COLUMNS) + " |" for row in rows]
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(row[name]) for name in header) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
 
@@ -120,7 +134,10 @@ def plot_curves(runs: list[Run], path: Path) -> None:
         if run.curve:
             epochs, values = zip(*run.curve, strict=True)
             axes.plot(epochs, values, label=label)
-    axes.set(xlabel="epoch", ylabel="validation perplexity", yscale="log", title="validation perplexity")
+    monitor = monitor_of(runs)[0]
+    axes.set(
+        xlabel="epoch", ylabel=monitor, title=monitor, yscale="log" if monitor == "val/ppl" else "linear"
+    )
     if axes.lines:
         axes.legend(fontsize="small")
     figure.tight_layout()

@@ -7,6 +7,7 @@ whether the run completes or fails.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -41,6 +42,8 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 )
 # Batches are windows of an in-memory tensor, so loader workers would only add start-up cost.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Small sets have fewer batches per epoch than the logging interval; the steps are logged all the same.
+warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
 # Raised from inside Lightning 2.6 on torch >= 2.10; nothing a user can act on.
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
@@ -86,6 +89,19 @@ def check_settings(cfg: DictConfig) -> None:
             "trainer=ddp cannot run inside a -m sweep (each process would re-run the whole sweep); "
             "use trainer=ddp_spawn, or a launcher such as hydra/launcher=submitit_slurm"
         )
+    for group in ("optimizer", "scheduler"):
+        settings = cfg.get(group)
+        if settings is None:
+            continue
+        arguments = {k: v for k, v in settings.items() if not k.startswith("_")}
+        # The optimiser is built inside Lightning's fit, where a mistake would surface as a traceback.
+        try:
+            inspect.signature(get_class(settings._target_)).bind_partial(None, **arguments)
+        except TypeError as error:
+            raise UserError(
+                f"{group}={choice(cfg, group)} does not take these settings ({error}); "
+                f"remove one with ~{group}.NAME (an experiment may have set it for another {group})"
+            ) from None
     epochs = cfg.trainer.get("max_epochs")
     if epochs is not None and epochs < 1 and epochs != -1:
         raise UserError(f"trainer.max_epochs={epochs} must be at least 1 (or -1 with trainer.max_steps)")
@@ -239,6 +255,7 @@ def train(cfg: DictConfig) -> float:
         metrics.update(
             status="completed",
             monitor=monitor,
+            monitor_mode=checkpoint.mode if isinstance(checkpoint, ModelCheckpoint) else task.metric_mode,
             **{f"val_{name}": fitted.get(f"val/{name}"), f"train_{name}": fitted.get(f"train/{name}")},
             **{f"test_{name}": None, **tested},
             **{f"{task.throughput_unit}_per_s": statistics.median(task.rates) if task.rates else None},
