@@ -76,7 +76,6 @@ class ClassificationTask(Task):
                 else {"acc": MulticlassAccuracy(n, average="micro")}
             )
             if stage != "train":
-                scores["acc_per_class"] = MulticlassAccuracy(n, average=None)
                 scores["confusion"] = MulticlassConfusionMatrix(n)
             setattr(self, f"{stage}_scores", MetricCollection(scores))
             setattr(self, f"{stage}_loss", MeanMetric())
@@ -108,7 +107,7 @@ class ClassificationTask(Task):
     def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
         predictions, labels = self.predictions(logits), targets.flatten().long()
         for name, metric in getattr(self, f"{stage}_scores").items():
-            if name in ("acc_per_class", "confusion") and self.binary:
+            if name == "confusion" and self.binary:
                 metric.update((predictions > 0.5).long(), labels)
             else:
                 metric.update(predictions, labels)
@@ -121,10 +120,14 @@ class ClassificationTask(Task):
         scores.reset()
         loss.reset()
         self._confusion = values.pop("confusion", None)
-        per_class = values.pop("acc_per_class", None)
-        if per_class is not None:
-            for name, accuracy in zip(self.class_names, per_class, strict=True):
-                values[f"acc_{name.replace(' ', '_')}"] = accuracy
+        if self._confusion is not None:
+            # Accuracy per class: its diagonal count over its row. A class absent from the split
+            # gets no entry (torchmetrics' per-class accuracy would report 0 for it).
+            for name, hits, count in zip(
+                self.class_names, self._confusion.diag(), self._confusion.sum(1), strict=True
+            ):
+                if count > 0:
+                    values[f"acc_{name.replace(' ', '_')}"] = hits / count
         return values
 
     # -- steps -------------------------------------------------------------------------------------
