@@ -76,7 +76,9 @@ def test_the_hello_lessons_end_at_ohlol(tmp_path, experiment, test_data, caplog)
         metrics = run(tmp_path, experiment, test_data=test_data)
     assert "test prediction: ohlol (target ohlol)" in caplog.text
     assert metrics["test_acc"] == 1.0 and metrics["epochs"] == 15
-    assert metrics["test_acc_o"] == 1.0 and "test_acc_e" not in metrics  # "e" is no target: no per-class entry
+    assert (
+        metrics["test_acc_o"] == 1.0 and "test_acc_e" not in metrics
+    )  # "e" is no target: no per-class entry
 
 
 def test_the_linear_lesson_recovers_w_2_and_b_0(tmp_path, test_data):

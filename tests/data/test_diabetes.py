@@ -89,7 +89,10 @@ def test_kaggle_header_labels_come_from_outcome_and_auto_rescales(tmp_path: Path
     features = torch.cat([data.splits[s][0] for s in ("train", "val", "test")])
     assert torch.allclose(features.min(0).values, torch.tensor(-1.0))
     assert torch.allclose(features.max(0).values, torch.tensor(1.0))
-    assert data.task_inputs() == {"class_names": ["no diabetes", "diabetes"], "binary": True}  # Outcome 1 = diabetes
+    assert data.task_inputs() == {
+        "class_names": ["no diabetes", "diabetes"],
+        "binary": True,
+    }  # Outcome 1 = diabetes
 
 
 def test_rescale_modes(tmp_path: Path):

@@ -154,6 +154,9 @@ class ClassificationTask(Task):
         super().on_train_epoch_end()
         self.log_line()
 
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"class_names": self.class_names, "binary": self.binary, "label_per_step": self.label_per_step}
+
     # -- what a person looks at --------------------------------------------------------------------
     def decode(self, logits: torch.Tensor) -> str:
         """A per-step prediction as text: the class names of the chosen classes, joined."""
