@@ -52,14 +52,16 @@ def compose(model: str, args: argparse.Namespace, *extra: str):
 
 def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float:
     """One epoch of `steps` batches through Trainer.fit, with the callbacks and loggers of the config."""
-    from omegaconf import OmegaConf
+    from omegaconf import open_dict
 
     from rnnlab.callbacks.step_clock import StepClock
     from rnnlab.training import create, create_callbacks
 
     clock = StepClock(warmup_steps=warmup)
-    without_progress = {name: c for name, c in cfg.callbacks.items() if name != "progress"}
-    callbacks = [*create_callbacks(OmegaConf.create({"callbacks": without_progress}), task), clock]
+    quiet = cfg.copy()
+    with open_dict(quiet):
+        quiet.callbacks.pop("progress", None)
+    callbacks = [*create_callbacks(quiet, task), clock]
     loggers = [create(logger) for logger in cfg.logger.values()]
     trainer = create(
         cfg.trainer,
