@@ -129,3 +129,29 @@ def test_everything_a_run_writes_is_aimed_at_its_run_directory(tmp_path: Path, r
     assert Path(trainer.checkpoint_callback.dirpath) == run_dir / "checkpoints"
     assert [Path(logger.log_dir) for logger in trainer.loggers] == [run_dir]  # events in the run dir itself
     assert task.network.head.out_features == len(task.vocab)  # sized by the data
+
+
+def test_a_setting_the_data_does_not_take_is_one_line_naming_it():
+    with pytest.raises(UserError, match="SineData got an unexpected keyword argument 'max_tokens'"):
+        build(compose_train("data=sine", "debug=overfit"))  # overfit shrinks the language model's corpus
+
+
+@pytest.mark.parametrize(
+    ("data", "task"),
+    [
+        ("sine", "sequence_regression"),
+        ("hello", "classification"),
+        ("linear", "regression"),
+        ("mnist", "classification"),
+    ],
+)
+def test_the_data_picks_its_task_and_the_task_can_still_be_tuned(data, task):
+    cfg = compose_train(f"data={data}", "task.gradient_clip_val=0.5")
+    assert cfg.task._target_.endswith(
+        {
+            "sequence_regression": "SequenceRegressionTask",
+            "classification": "ClassificationTask",
+            "regression": "RegressionTask",
+        }[task]
+    )
+    assert cfg.task.gradient_clip_val == 0.5

@@ -68,12 +68,21 @@ def run_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
 
 
 def create(config: Any, **kwargs: Any) -> Any:
-    """Hydra's `instantiate`, but a `UserError` raised by the constructor reaches the user unwrapped."""
+    """Hydra's `instantiate`, but what the user can fix reaches them as one line: a `UserError`
+    raised by the constructor, or a setting the class does not take (e.g. a key meant for other data)."""
     try:
         return instantiate(config, **kwargs)
     except InstantiationException as error:
-        if isinstance(error.__cause__, UserError):
-            raise error.__cause__ from None
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            target = str(config.get("_target_", "?")).rsplit(".", 1)[-1]
+            problem = str(cause).split(" ", 1)[-1]  # "got an unexpected keyword argument 'x'"
+            raise UserError(
+                f"{target} {problem} (set on the command line, or by an experiment or debug config "
+                "meant for other data)"
+            ) from None
         raise
 
 
