@@ -66,3 +66,12 @@ def test_a_checkpoint_cannot_name_a_class_outside_rnnlab(tmp_path: Path):
     )
     with pytest.raises(UserError, match="not one of rnnlab's"):
         load_language_model(path)
+
+
+def test_a_checkpoint_of_an_older_network_class_asks_for_retraining(tmp_path: Path):
+    path = tmp_path / "old.ckpt"
+    old_config = {"_target_": "rnnlab.models.recurrent.RecurrentLM", "cell": "gru", "hidden_size": 12}
+    rnnlab = {"task": "language_model", "network": old_config, "vocab": VOCAB.to_dict()}
+    torch.save({"state_dict": {}, "rnnlab": rnnlab}, path)
+    with pytest.raises(UserError, match="probably written by an older version: train it again"):
+        load_language_model(path)

@@ -47,7 +47,13 @@ def load_language_model(path: str | Path) -> tuple[nn.Module, Vocab]:
         raise UserError(
             f"ckpt={path} names network {target!r}, which is not one of rnnlab's ({NETWORK_PACKAGE}*)"
         )
-    network = get_class(target)(**kwargs)
+    try:
+        network = get_class(target)(**kwargs)
+    except (ImportError, AttributeError, TypeError) as error:  # a class renamed or re-sized since
+        raise UserError(
+            f"ckpt={path} describes a network this rnnlab cannot build ({error}); it was probably written "
+            "by an older version: train it again"
+        ) from None
     prefix = "network."
     weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     network.load_state_dict(weights)
