@@ -78,7 +78,7 @@ def test_garbage_with_a_gz_name_is_refused(tmp_path: Path):
 def test_truncated_gzip_is_refused(tmp_path: Path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(ARRAY))[:-10])  # an interrupted download
-    with pytest.raises(UserError, match="is not a complete gzip file .*delete it to download it again"):
+    with pytest.raises(UserError, match="corrupt or truncated gzip file .*delete it to download it again"):
         read_idx(path)
 
 
@@ -87,5 +87,5 @@ def test_corrupt_gzip_is_refused(tmp_path: Path):
     data[20:30] = b"\xff" * 10  # damaged deflate stream
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(bytes(data))
-    with pytest.raises(UserError, match="is not a complete gzip file"):
+    with pytest.raises(UserError, match="is a corrupt or truncated gzip file"):
         read_idx(path)

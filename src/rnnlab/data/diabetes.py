@@ -12,18 +12,16 @@ follow the layout: with a header 1 = diabetes, without one the course's conventi
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import logging
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rnnlab.data.download import fetch_verified, file_digest
+from rnnlab.data.download import DataFile, read_content
 from rnnlab.data.in_memory import InMemoryData, Split
 from rnnlab.errors import UserError
 from rnnlab.inputs import InputKind
@@ -35,7 +33,6 @@ COURSE_SHA1 = "41cb9b1a5891d90be1655a0e13a30acef2685df1"  # of the uncompressed 
 LABEL_COLUMN = "Outcome"
 MIN_ROWS = 10
 RESCALE = ("auto", "minmax", "none")
-GZIP_MAGIC = b"\x1f\x8b"
 # Index = label. `Outcome` (header) counts diabetes as 1; the course's headerless file inverts it.
 OUTCOME_CLASSES = ["no diabetes", "diabetes"]
 COURSE_CLASSES = ["diabetes", "no diabetes"]
@@ -51,22 +48,9 @@ class DiabetesTable:
     has_header: bool
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as file:
-        return file.read(2) == GZIP_MAGIC
-
-
 def _text(path: Path) -> str:
     """The file's text, decompressed if it is gzip (told by its magic bytes, not its name)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise UserError(f"cannot read {path} ({error.strerror}); check data.path / data.data_dir") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise UserError(f"{path} is a corrupt or truncated gzip file ({error}); fetch it again") from None
+    raw = read_content(path)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -189,48 +173,18 @@ class DiabetesData(InMemoryData):
             raise UserError(
                 f"data.splits={list(splits)} must be three positive fractions (train, val, test) summing to 1"
             )
-        self.path, self.data_dir, self.filename, self.url, self.sha1 = path, data_dir, filename, url, sha1
+        self.file = DataFile(path, data_dir, filename, url, sha1, content=True)
         self.fractions: tuple[float, float, float] = splits  # `self.splits` holds the tensors (base class)
         self.rescale = rescale
         self.class_names: list[str] = OUTCOME_CLASSES
 
     # -- where the file comes from --------------------------------------------------------------
-    def _cached_file(self) -> Path:
-        return Path(self.data_dir).expanduser() / self.filename
-
-    def source(self) -> Path:
-        """The file this run reads; `prepare_data` has downloaded it if it had to."""
-        if self.path is not None:
-            return Path(self.path).expanduser()
-        cached = self._cached_file()
-        if not cached.exists():
-            how = "call prepare_data() to download it" if self.url else "put the file there"
-            raise UserError(f"{cached} does not exist; pass data.path=FILE or {how}")
-        return cached
-
     def prepare_data(self) -> None:
-        """Download into the data directory if no local copy exists (rank 0 only, under Lightning)."""
-        if self.path is not None:
-            return
-        cached = self._cached_file()
-        if cached.exists():
-            # The checksum is of the CSV text, so a copy kept uncompressed is checked the same way.
-            if self.sha1 and file_digest(cached, "sha1", gunzip=_is_gzip(cached)) != self.sha1:
-                raise UserError(
-                    f"{cached} does not have the expected SHA-1 {self.sha1} (of its CSV text); "
-                    "delete it to download it again, or pass data.path=FILE to use it as it is"
-                )
-            return
-        if self.url is None:
-            return  # source() says where to put the file
-        if not self.sha1:
-            raise UserError(f"data.url={self.url} needs data.sha1 (of the uncompressed CSV) to verify it")
-        log.info("downloading %s to %s", self.url, cached)
-        fetch_verified(self.url, cached, self.sha1, gunzip=True)
+        self.file.prepare()
 
     # -- the splits -----------------------------------------------------------------------------
     def load(self) -> dict[str, Split]:
-        path = self.source()
+        path = self.file.source()
         table = read_table(path)
         features = table.features
         outside = bool((features.abs() > 1).any())

@@ -1,31 +1,103 @@
-"""Downloads that are verified before use and never left partial."""
+"""Data files: read whether gzipped or not, checksummed, and downloaded verified and never partial."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.errors import UserError
 
+log = logging.getLogger(__name__)
 
-def file_digest(path: str | Path, algorithm: str = "sha1", gunzip: bool = False) -> str:
-    """The file's checksum; with `gunzip`, that of its decompressed content."""
-    digest = hashlib.new(algorithm)
+GZIP_MAGIC = b"\x1f\x8b"
+AGAIN = "delete it to download it again (or replace it with a good copy)"
+
+
+def is_gzip(path: str | Path) -> bool:
+    """Told by the file's first bytes, not its name (copies get renamed, or kept decompressed)."""
+    with open(path, "rb") as file:
+        return file.read(2) == GZIP_MAGIC
+
+
+def read_content(path: str | Path) -> bytes:
+    """The file's bytes, decompressed if it is gzip."""
+    path = Path(path)
     try:
-        with gzip.open(path, "rb") if gunzip else open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
+        if not is_gzip(path):
+            return path.read_bytes()
+        with gzip.open(path, "rb") as file:
+            return file.read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise UserError(
-            f"{path} is not a complete gzip file ({error}); delete it and fetch it again"
-        ) from None
+        raise UserError(f"{path} is a corrupt or truncated gzip file ({error}); {AGAIN}") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path} ({error.strerror}); check data.path / data.data_dir") from None
+
+
+def file_digest(path: str | Path, algorithm: str = "sha1", content: bool = False) -> str:
+    """The file's checksum; with `content`, that of what it holds (decompressed if it is gzip)."""
+    digest = hashlib.new(algorithm)
+    if content:
+        digest.update(read_content(path))
+        return digest.hexdigest()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """Where a one-file dataset comes from, in order: `path`; else `filename` in `data_dir`; else a
+    download of `url` into `data_dir`, verified against `sha1` (of the decompressed `content`, if set)
+    before it is used. A data-directory copy is checked against `sha1` too.
+    """
+
+    path: str | None
+    data_dir: str
+    filename: str | None
+    url: str | None = None
+    sha1: str | None = None
+    content: bool = False
+
+    @property
+    def cached(self) -> Path:
+        return Path(self.data_dir).expanduser() / (self.filename or "")
+
+    def prepare(self) -> None:
+        """Check the data-directory copy, or download one (rank 0 only, under Lightning)."""
+        if self.path is not None:
+            return
+        cached = self.cached
+        if cached.exists():
+            if self.sha1 and file_digest(cached, "sha1", self.content) != self.sha1:
+                raise UserError(
+                    f"{cached} does not have the expected SHA-1 {self.sha1}; delete it to download it again, "
+                    "or pass data.path=FILE to use it as it is"
+                )
+            return
+        if self.url is None:
+            return  # source() says where to put the file
+        if not self.sha1:
+            raise UserError(f"data.url={self.url} needs data.sha1 to verify the download")
+        log.info("downloading %s to %s", self.url, cached)
+        fetch_verified(self.url, cached, self.sha1, content=self.content)
+
+    def source(self) -> Path:
+        """The file to read (after `prepare`)."""
+        if self.path is not None:
+            return Path(self.path).expanduser()
+        if not self.cached.exists():
+            how = "call prepare_data() to download it" if self.url else "put the file there"
+            raise UserError(f"{self.cached} does not exist; pass data.path=FILE or {how}")
+        return self.cached
 
 
 def fetch_verified(
@@ -34,13 +106,13 @@ def fetch_verified(
     checksum: str,
     algorithm: str = "sha1",
     timeout: float = 30,
-    gunzip: bool = False,
+    content: bool = False,
 ) -> Path:
     """Download `url` to `dest`, verify its checksum, and only then move it into place.
 
     The bytes go to a temporary file next to `dest`; `dest` appears (atomically, by rename) only
     once the checksum matches, so an interrupted or corrupted download is never used or left.
-    With `gunzip` the checksum is that of the decompressed content (the file is kept compressed).
+    With `content` the checksum is that of the decompressed content (the file is kept as it came).
     """
     dest = Path(dest).expanduser()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +123,7 @@ def fetch_verified(
             for block in iter(lambda: response.read(1 << 16), b""):
                 out.write(block)
         try:
-            got = file_digest(temp, algorithm, gunzip)
+            got = file_digest(temp, algorithm, content)
         except UserError:
             raise UserError(
                 f"the download from {url} is not a complete gzip file; it was deleted. "

@@ -11,35 +11,20 @@ import gzip
 import math
 import os
 import struct
-import zlib
 from pathlib import Path
 
 import torch
 
+from rnnlab.data.download import AGAIN, read_content
 from rnnlab.errors import UserError
 
-GZIP_MAGIC = b"\x1f\x8b"
 UINT8 = 0x08
-AGAIN = "delete it to download it again (or replace it with a good copy)"
-
-
-def _file_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it starts with the gzip magic."""
-    with open(path, "rb") as file:
-        compressed = file.read(2) == GZIP_MAGIC
-    if not compressed:
-        return path.read_bytes()
-    try:
-        with gzip.open(path, "rb") as file:
-            return file.read()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise UserError(f"{path} is not a complete gzip file ({error}); {AGAIN}") from None
 
 
 def read_idx(path: str | Path) -> torch.Tensor:
     """The array an IDX file (gzip-compressed or not) holds, as a uint8 tensor of its declared shape."""
     path = Path(path).expanduser()
-    data = _file_bytes(path)
+    data = read_content(path)
     if len(data) < 4 or data[:2] != b"\0\0":
         raise UserError(
             f"{path} is neither a gzip nor an IDX file (it starts with {data[:4].hex()}); {AGAIN}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rnnlab.data.corpus import PREPROCESSING, TOKENS, preprocess, read_text, tokenize
-from rnnlab.data.download import fetch_verified, file_digest
+from rnnlab.data.download import DataFile
 from rnnlab.data.sampling import RandomWindows, SequentialPartition, TokenWindows
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UserError
@@ -76,7 +75,7 @@ class LanguageModelData(L.LightningDataModule):
             )
         if path is None and filename is None:
             raise UserError("this dataset needs a file: pass data.path=FILE")
-        self.path, self.data_dir, self.filename, self.url, self.sha1 = path, data_dir, filename, url, sha1
+        self.file = DataFile(path, data_dir, filename, url, sha1)
         self.preprocess, self.tokens, self.max_tokens, self.splits = (
             preprocess,
             tokens,
@@ -89,33 +88,8 @@ class LanguageModelData(L.LightningDataModule):
         self.split_tokens: dict[str, torch.Tensor] = {}
 
     # -- where the text comes from -------------------------------------------------------------
-    def _cached_file(self) -> Path:
-        return Path(self.data_dir).expanduser() / self.filename
-
-    def source(self) -> Path:
-        """The file this run reads; `prepare_data` has downloaded it if it had to."""
-        if self.path is not None:
-            return Path(self.path).expanduser()
-        cached = self._cached_file()
-        if not cached.exists() and self.url is None:
-            raise UserError(f"{cached} does not exist; pass data.path=FILE or put the file there")
-        return cached
-
     def prepare_data(self) -> None:
-        """Download into the data directory if no local copy exists (rank 0 only, under Lightning)."""
-        if self.path is not None:
-            return
-        cached = self._cached_file()
-        if cached.exists():
-            if self.sha1 and file_digest(cached) != self.sha1:
-                raise UserError(
-                    f"{cached} does not have the expected SHA-1 {self.sha1}; delete it to download it again, "
-                    "or pass data.path=FILE to train on it as it is"
-                )
-            return
-        if self.url is not None:
-            log.info("downloading %s to %s", self.url, cached)
-            fetch_verified(self.url, cached, self.sha1)
+        self.file.prepare()
 
     # -- tokens ---------------------------------------------------------------------------------
     @property
@@ -138,7 +112,7 @@ class LanguageModelData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:  # rnnlab calls setup before Lightning does, to size the network
             return
-        path = self.source()
+        path = self.file.source()
         tokens = tokenize(preprocess(read_text(path), self.preprocess), self.tokens)
         if self.max_tokens is not None:
             tokens = tokens[: self.max_tokens]
