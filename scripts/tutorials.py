@@ -1,0 +1,91 @@
+"""Run the tutorials' experiments and print what rnnlab measured, as the README's table has it.
+
+    python scripts/tutorials.py                      # all but MNIST, about 2 minutes on 2 CPU cores
+    python scripts/tutorials.py --mnist              # also the four MNIST experiments (downloads MNIST)
+    python scripts/tutorials.py hello_rnn linear_course --out outputs/tutorials
+
+Each experiment runs as `python scripts/train.py experiment=NAME` in its own run directory under
+--out; the table is read back from the runs' metrics.json and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = [
+    "udacity_sine",
+    "rnn_walkthrough",
+    "hello_rnncell",
+    "hello_rnn",
+    "hello_embedding",
+    "linear_course",
+    "linear_noisy",
+    "logistic_course",
+    "diabetes_mlp",
+]
+MNIST = ["mnist_mlp", "mnist_cnn", "mnist_inception", "mnist_resnet"]
+
+
+def run(experiment: str, out: Path) -> tuple[int, float]:
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), f"experiment={experiment}"]
+    command += [f"hydra.run.dir={out / experiment}", "callbacks.progress.style=lines"]
+    started = time.perf_counter()
+    with open(out / f"{experiment}.console.log", "w") as console:
+        status = subprocess.run(command, stdout=console, stderr=subprocess.STDOUT).returncode
+    return status, time.perf_counter() - started
+
+
+def summary(run_dir: Path) -> str:
+    """The headline metric on validation and test, and what the lesson itself looks at."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.exists():
+        return "no metrics.json (see the console log)"
+    metrics = json.loads(metrics_file.read_text())
+    if metrics["status"] != "completed":
+        return f"{metrics['status']}: {metrics.get('error', '')}"
+    name = metrics["monitor"].split("/", 1)[1]
+    parts = [f"best val {name} {metrics[f'val_{name}']:.4g}", f"test {name} {metrics[f'test_{name}']:.4g}"]
+    if "test_auroc" in metrics:
+        parts.append(f"test AUROC {metrics['test_auroc']:.3f}")
+    if "weight" in metrics:
+        parts.append(f"w = {metrics['weight']:.4f}, b = {metrics['bias']:.4f}")
+    predictions = re.findall(r"epoch (\d+) prediction: (\S+)", (run_dir / "train.log").read_text())
+    if predictions:
+        target = re.search(r"\(target (\S+)\)", (run_dir / "train.log").read_text()).group(1)
+        first = next((epoch for epoch, text in predictions if text == target), None)
+        parts.append(f'"{predictions[-1][1]}" at the end' + (f", first at epoch {first}" if first else ""))
+    return "; ".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="*", help="default: all but MNIST")
+    parser.add_argument("--mnist", action="store_true", help="also the MNIST experiments")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/tutorials") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    )
+    args = parser.parse_args()
+    experiments = args.experiments or TUTORIALS + (MNIST if args.mnist else [])
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = ["| experiment | rnnlab measured | wall |", "|---|---|---|"]
+    failed = 0
+    for experiment in experiments:
+        status, seconds = run(experiment, args.out)
+        failed += status != 0
+        rows.append(f"| `{experiment}` | {summary(args.out / experiment)} | {seconds:.0f} s |")
+        print(rows[-1], flush=True)
+    table = "\n".join(rows) + "\n"
+    (args.out / "tutorials.md").write_text(table)
+    print(f"\n{table}\nwritten to {args.out / 'tutorials.md'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
