@@ -200,14 +200,18 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
     assert statuses["16"]["status"] == "completed"
 
 
-def optuna_installed() -> bool:
+def plugin_installed(module: str) -> bool:
+    """Whether a Hydra plugin is importable; without any plugin there is no `hydra_plugins` package at all."""
     import importlib.util
 
-    return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    return importlib.util.find_spec("hydra_plugins") is not None and (
+        importlib.util.find_spec(f"hydra_plugins.{module}") is not None
+    )
 
 
 @pytest.mark.skipif(
-    not optuna_installed(), reason='the sweep extra is not installed: pip install -e ".[sweep]"'
+    not plugin_installed("hydra_optuna_sweeper"),
+    reason='the sweep extra is not installed: pip install -e ".[sweep]"',
 )
 def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
     result = run(
@@ -235,12 +239,6 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     }
     trials = [json.loads(p.read_text()) for p in results.parent.rglob("metrics.json")]
     assert len(trials) == 2 and best.best_value == pytest.approx(min(t["val_ppl"] for t in trials))
-
-
-def plugin_installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(f"hydra_plugins.{module}") is not None
 
 
 @pytest.mark.parametrize(
