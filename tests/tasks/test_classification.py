@@ -18,8 +18,8 @@ def test_a_sequence_is_classified_by_its_last_step_unless_labels_are_per_step():
     network = RecurrentNet(4, 3, "gru", 8)
     x = torch.randn(2, 5, 4)
     outputs, _ = network(x)
-    torch.testing.assert_close(task(network).logits(x), outputs[:, -1])
-    torch.testing.assert_close(task(network, label_per_step=True).logits(x), outputs)
+    torch.testing.assert_close(task(network).predict(x), outputs[:, -1])
+    torch.testing.assert_close(task(network, label_per_step=True).predict(x), outputs)
 
 
 def test_the_binary_loss_is_the_lessons_sigmoid_then_bce():

@@ -1,9 +1,10 @@
 """`Task`: what every rnnlab task shares: optimisation, the non-finite guard, epoch reports, checkpoints.
 
 A task is the *system* around a plain `nn.Module` network: the loss, the metrics and the
-optimisation. Subclasses (one per kind of problem) write `training_step`, `evaluate` and the
-metric bookkeeping; this class turns those into logged metrics, an epoch line on the console,
-scheduler steps and checkpoints that say how to rebuild the network.
+optimisation. Subclasses (one per kind of problem) give the loss and the metric bookkeeping; this
+class trains on batches of independent examples (`SequenceTask` overrides that for streams), and
+turns the metrics into logged values, an epoch line on the console, scheduler steps and
+checkpoints that say how to rebuild the network.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
+from torchmetrics import Metric, MetricCollection
 
 from rnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
+
+STAGES = ("train", "val", "test")
+REDUCTIONS = ("mean", "sum")
 
 
 class TrainingDiverged(UserError):
@@ -46,6 +51,7 @@ class Task(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         network_config: dict | None = None,
         gradient_clip_val: float | None = None,
+        loss_reduction: str = "mean",
         figure_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
@@ -53,26 +59,32 @@ class Task(L.LightningModule):
             raise UserError(
                 f"task.gradient_clip_val={gradient_clip_val} must be positive (or null for no clipping)"
             )
+        if loss_reduction not in REDUCTIONS:
+            raise UserError(f"task.loss_reduction={loss_reduction!r} is unknown; choose one of mean, sum")
         if figure_every_n_epochs < 0:
             raise UserError(f"task.figure_every_n_epochs={figure_every_n_epochs} must be 0 (none) or more")
         self.automatic_optimization = False
         self.network = network
         self.network_config = network_config
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.clip_val = gradient_clip_val
+        self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
         self.rates: list[float] = []  # training throughput, one entry per epoch
         self._epoch_started, self._epoch_items, self._epoch_timed = 0.0, 0, False
         self._points: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- what subclasses write ------------------------------------------------------------------
-    def evaluate(self, batch: Any, stage: str, batch_idx: int) -> None:
-        """Score one validation or test batch into the metrics of `stage`."""
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean loss of a batch (or of a piece of one)."""
         raise NotImplementedError
 
-    def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        """The epoch's metrics of `stage` ("train", "val", "test") by name, then reset them."""
+    def update_metrics(self, stage: str, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
+        """Add a batch to the metrics of `stage` ("train", "val", "test")."""
         raise NotImplementedError
+
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The network's outputs that the loss and the metrics read."""
+        return self.network(inputs)
 
     def report(self, stage: str) -> None:
         """Extra output after a validation or test epoch (figures, samples); rank 0 only."""
@@ -80,6 +92,22 @@ class Task(L.LightningModule):
     def checkpoint_extras(self) -> dict[str, Any]:
         """Plain data the checkpoint needs besides the network config (a vocabulary, class names)."""
         return {}
+
+    # -- metrics ----------------------------------------------------------------------------------
+    def add_stage_metrics(self, make: Callable[[str], dict[str, Metric]]) -> None:
+        """The metrics `make(stage)` returns, for each stage, as `train_metrics`, `val_metrics`..."""
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", MetricCollection(make(stage), compute_groups=False))
+
+    def stage_metrics(self, stage: str) -> MetricCollection:
+        return getattr(self, f"{stage}_metrics")
+
+    def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        """The epoch's metrics of `stage` by name, then reset them."""
+        metrics = self.stage_metrics(stage)
+        values = metrics.compute()
+        metrics.reset()
+        return values
 
     # -- optimisation ---------------------------------------------------------------------------
     def forward(self, inputs: torch.Tensor, *state: Any) -> Any:
@@ -118,6 +146,32 @@ class Task(L.LightningModule):
             f"(task.gradient_clip_val={self.clip_val or 'null'}). "
             "Checkpoints saved before this point are kept"
         )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """A batch of independent examples: one optimiser step (`SequenceTask` reads streams instead)."""
+        inputs, targets = batch
+        outputs = self.predict(inputs)
+        loss = self.loss(outputs, targets)
+        # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
+        self.optimise(loss * targets.numel() if self.loss_reduction == "sum" else loss, batch_idx)
+        loss = loss.detach()
+        self.update_metrics("train", outputs.detach(), targets, loss)
+        self.remember_points(inputs, targets)
+        self.count(len(targets))
+        if self.logs_this_step():
+            self.log_dict(self.step_metrics(loss), prog_bar=True)
+        return loss
+
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
+        """Score one validation or test batch into the metrics of `stage`."""
+        inputs, targets = batch
+        outputs = self.predict(inputs)
+        self.update_metrics(stage, outputs, targets, self.loss(outputs, targets))
+        return outputs
+
+    def step_metrics(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the progress bar and the step curves show."""
+        return {"train/loss": loss}
 
     def logs_this_step(self) -> bool:
         """Whether Lightning writes step metrics after this batch (every `log_every_n_steps`).
@@ -162,11 +216,6 @@ class Task(L.LightningModule):
             return None
         return layers[0].weight.item(), layers[0].bias.item()
 
-    def log_line(self) -> None:
-        line = self.line()
-        if line is not None:
-            self.log_dict({"params/weight": line[0], "params/bias": line[1]})
-
     def _stop_epoch_clock(self) -> None:
         """Train throughput of this epoch, timed up to the end of its last step (not validation)."""
         if self._epoch_timed or not self._epoch_items:
@@ -186,6 +235,9 @@ class Task(L.LightningModule):
         # The loss is logged per step already (under the same name), so the epoch adds the rest.
         train = {f"train/{k}": v for k, v in self.compute_metrics("train").items() if k != "loss"}
         self.log_dict({**train, rate_name: self.rates[-1]})
+        line = self.line()
+        if line is not None:
+            self.log_dict({"params/weight": line[0], "params/bias": line[1]})
         val = self.trainer.callback_metrics.get(f"val/{self.metric}")
         if self.trainer.is_global_zero:
             log.info(

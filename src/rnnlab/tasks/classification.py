@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import Metric
 from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import (
     BinaryAccuracy,
@@ -21,7 +21,6 @@ from torchmetrics.classification import (
 
 from rnnlab.errors import UserError
 from rnnlab.tasks.base import Task
-from rnnlab.tasks.regression import REDUCTIONS
 
 log = logging.getLogger(__name__)
 
@@ -55,35 +54,40 @@ class ClassificationTask(Task):
         figure_every_n_epochs: int = 1,
     ) -> None:
         super().__init__(
-            network, optimizer, scheduler, network_config, gradient_clip_val, figure_every_n_epochs
+            network,
+            optimizer,
+            scheduler,
+            network_config,
+            gradient_clip_val,
+            loss_reduction=loss_reduction,
+            figure_every_n_epochs=figure_every_n_epochs,
         )
         if len(class_names) < 2 or (binary and len(class_names) != 2):
             raise UserError(
                 f"a classification needs 2 or more classes (binary: exactly 2), got {list(class_names)}"
             )
-        if loss_reduction not in REDUCTIONS:
-            raise UserError(f"task.loss_reduction={loss_reduction!r} is unknown; choose one of mean, sum")
         self.save_hyperparameters(
             ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
         )
         self.class_names = [str(name) for name in class_names]
-        self.binary, self.label_per_step, self.loss_reduction = binary, label_per_step, loss_reduction
-        n = len(class_names)
-        for stage in ("train", "val", "test"):
-            scores = (
-                {"acc": BinaryAccuracy(), "auroc": BinaryAUROC()}
-                if binary
-                else {"acc": MulticlassAccuracy(n, average="micro")}
-            )
-            if stage != "train":
-                scores["confusion"] = MulticlassConfusionMatrix(n)
-            setattr(self, f"{stage}_scores", MetricCollection(scores))
-            setattr(self, f"{stage}_loss", MeanMetric())
+        self.binary, self.label_per_step = binary, label_per_step
+        self.add_stage_metrics(self._metrics)
         self._first: tuple[torch.Tensor, torch.Tensor] | None = None  # an example and its prediction
         self._confusion: torch.Tensor | None = None
 
+    def _metrics(self, stage: str) -> dict[str, Metric]:
+        n = len(self.class_names)
+        metrics: dict[str, Metric] = {"loss": MeanMetric()}
+        if self.binary:
+            metrics |= {"acc": BinaryAccuracy(), "auroc": BinaryAUROC()}
+        else:
+            metrics["acc"] = MulticlassAccuracy(n, average="micro")
+        if stage != "train":
+            metrics["confusion"] = MulticlassConfusionMatrix(n)  # also gives the accuracy per class
+        return metrics
+
     # -- scores ------------------------------------------------------------------------------------
-    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
         """[N, C] (or [N, T, C] per step); [N, 1] / [N, T, 1] when binary."""
         outputs = self.network(inputs)
         if isinstance(outputs, tuple):  # a recurrent network also returns its state
@@ -93,7 +97,7 @@ class ClassificationTask(Task):
         return outputs
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean over examples (and steps); the optimiser sees the sum with `loss_reduction=sum`."""
+        """Mean over examples (and steps)."""
         if self.binary:
             return F.binary_cross_entropy_with_logits(logits.flatten(), targets.flatten().float())
         return F.cross_entropy(logits.flatten(0, -2), targets.flatten().long())
@@ -106,19 +110,16 @@ class ClassificationTask(Task):
 
     def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
         predictions, labels = self.predictions(logits), targets.flatten().long()
-        for name, metric in getattr(self, f"{stage}_scores").items():
-            if name == "confusion" and self.binary:
+        for name, metric in self.stage_metrics(stage).items():
+            if name == "loss":
+                metric.update(loss, weight=labels.numel())
+            elif name == "confusion" and self.binary:
                 metric.update((predictions > 0.5).long(), labels)
             else:
                 metric.update(predictions, labels)
-        getattr(self, f"{stage}_loss").update(loss, weight=labels.numel())
 
     def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        scores, loss = getattr(self, f"{stage}_scores"), getattr(self, f"{stage}_loss")
-        values = scores.compute()
-        values["loss"] = loss.compute()
-        scores.reset()
-        loss.reset()
+        values = super().compute_metrics(stage)
         self._confusion = values.pop("confusion", None)
         if self._confusion is not None:
             # Accuracy per class: its diagonal count over its row. A class absent from the split
@@ -130,29 +131,11 @@ class ClassificationTask(Task):
                     values[f"acc_{name.replace(' ', '_')}"] = hits / count
         return values
 
-    # -- steps -------------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        inputs, targets = batch
-        logits = self.logits(inputs)
-        loss = self.loss(logits, targets)
-        self.optimise(loss * targets.numel() if self.loss_reduction == "sum" else loss, batch_idx)
-        self.update_metrics("train", logits.detach(), targets, loss.detach())
-        self.remember_points(inputs, targets)
-        self.count(len(targets))
-        if self.logs_this_step():
-            self.log("train/loss", loss.detach(), prog_bar=True)
-        return loss
-
-    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> None:
-        inputs, targets = batch
-        logits = self.logits(inputs)
-        self.update_metrics(stage, logits, targets, self.loss(logits, targets))
-        if batch_idx == 0:
-            self._first = (targets[0].detach().cpu(), logits[0].detach().cpu())
-
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        self.log_line()
+    def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
+        logits = super().evaluate(batch, stage, batch_idx)
+        if batch_idx == 0:  # an example and its prediction, for `report`
+            self._first = (batch[1][0].detach().cpu(), logits[0].detach().cpu())
+        return logits
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"class_names": self.class_names, "binary": self.binary, "label_per_step": self.label_per_step}

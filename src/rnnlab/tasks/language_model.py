@@ -65,7 +65,7 @@ class LanguageModelTask(SequenceTask):
                 stacklevel=2,
             )
         self.vocab = vocab
-        self.train_ce, self.val_ce, self.test_ce = MeanMetric(), MeanMetric(), MeanMetric()
+        self.add_stage_metrics(lambda stage: {"loss": MeanMetric()})  # token-weighted mean cross-entropy
 
     @property
     def tokens_per_s(self) -> list[float]:
@@ -75,12 +75,10 @@ class LanguageModelTask(SequenceTask):
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
     def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
-        getattr(self, f"{stage}_ce").update(loss, weight=targets.numel())
+        self.stage_metrics(stage)["loss"].update(loss, weight=targets.numel())
 
     def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        metric = getattr(self, f"{stage}_ce")
-        ce = metric.compute()
-        metric.reset()
+        ce = super().compute_metrics(stage)["loss"]
         return {"loss": ce, "ppl": ce.exp()}
 
     def step_metrics(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:

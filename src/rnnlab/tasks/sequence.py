@@ -38,16 +38,6 @@ class SequenceTask(Task):
         self.train_state: Any = None
         self.eval_state: Any = None
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def update_metrics(self, stage: str, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
-        raise NotImplementedError
-
-    def step_metrics(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the progress bar and the step curves show."""
-        return {"train/loss": loss}
-
     def setup(self, stage: str) -> None:
         num_steps = getattr(self.trainer.datamodule, "num_steps", None)
         tbptt = self.tbptt_steps

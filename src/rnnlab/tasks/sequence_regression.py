@@ -42,31 +42,21 @@ class SequenceRegressionTask(SequenceTask):
             scheduler,
             network_config,
             gradient_clip_val,
-            figure_every_n_epochs,
+            figure_every_n_epochs=figure_every_n_epochs,
             tbptt_steps=tbptt_steps,
             carry_state=carry_state,
         )
         self.save_hyperparameters(
             ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
         )
-        self.train_mse, self.val_mse, self.test_mse = (
-            MeanSquaredError(),
-            MeanSquaredError(),
-            MeanSquaredError(),
-        )
+        self.add_stage_metrics(lambda stage: {"mse": MeanSquaredError()})
         self._window: tuple[torch.Tensor, ...] | None = None
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(outputs, targets)
 
     def update_metrics(self, stage: str, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
-        getattr(self, f"{stage}_mse").update(outputs, targets)
-
-    def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        metric = getattr(self, f"{stage}_mse")
-        mse = metric.compute()
-        metric.reset()
-        return {"mse": mse}
+        self.stage_metrics(stage)["mse"].update(outputs, targets)
 
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         outputs = super().evaluate(batch, stage, batch_idx)
