@@ -23,6 +23,7 @@ import torch
 
 from rnnlab.data.download import DataFile, read_content
 from rnnlab.data.in_memory import InMemoryData, Split
+from rnnlab.data.splits import check_fractions, cut
 from rnnlab.errors import UserError
 from rnnlab.inputs import InputKind
 
@@ -168,13 +169,8 @@ class DiabetesData(InMemoryData):
         super().__init__(batch_size, eval_batch_size, seed)
         if rescale not in RESCALE:
             raise UserError(f"data.rescale={rescale!r} is unknown; choose one of {', '.join(RESCALE)}")
-        splits = tuple(splits)
-        if len(splits) != 3 or any(part <= 0 for part in splits) or abs(sum(splits) - 1) > 1e-6:
-            raise UserError(
-                f"data.splits={list(splits)} must be three positive fractions (train, val, test) summing to 1"
-            )
         self.file = DataFile(path, data_dir, filename, url, sha1, content=True)
-        self.fractions: tuple[float, float, float] = splits  # `self.splits` holds the tensors (base class)
+        self.fractions = check_fractions(splits)  # `self.splits` holds the tensors (base class)
         self.rescale = rescale
         self.class_names: list[str] = OUTCOME_CLASSES
 
@@ -194,11 +190,9 @@ class DiabetesData(InMemoryData):
         self.class_names = OUTCOME_CLASSES if table.has_header else COURSE_CLASSES
         n = len(features)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        features, labels = features[order], table.labels[order]
-        n_train = int(n * self.fractions[0] + 1e-9)
-        n_val = int(n * self.fractions[1] + 1e-9)
-        cuts = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-        splits = {name: (features[a:b], labels[a:b]) for name, (a, b) in cuts.items()}
+        splits = {
+            name: (features[rows], table.labels[rows]) for name, rows in cut(order, self.fractions).items()
+        }
         log.info(
             "%s: %d rows, %.1f%% label 1 (%s), train/val/test %s",
             path.name,

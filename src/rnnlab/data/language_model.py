@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 
 from rnnlab.data.corpus import PREPROCESSING, TOKENS, preprocess, read_text, tokenize
 from rnnlab.data.download import DataFile
-from rnnlab.data.sampling import RandomWindows, SequentialPartition, TokenWindows
+from rnnlab.data.sampling import RandomWindows, SequentialPartition, shard_of, window_loader
+from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UserError
 from rnnlab.inputs import InputKind
@@ -69,10 +70,6 @@ class LanguageModelData(L.LightningDataModule):
             raise UserError(f"data.tokens={tokens!r} is unknown; choose one of {', '.join(TOKENS)}")
         if sampling not in SAMPLING:
             raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
-        if len(splits) != 3 or any(part <= 0 for part in splits) or abs(sum(splits) - 1) > 1e-6:
-            raise UserError(
-                f"data.splits={list(splits)} must be three positive fractions (train, val, test) summing to 1"
-            )
         if path is None and filename is None:
             raise UserError("this dataset needs a file: pass data.path=FILE")
         self.file = DataFile(path, data_dir, filename, url, sha1)
@@ -80,7 +77,7 @@ class LanguageModelData(L.LightningDataModule):
             preprocess,
             tokens,
             max_tokens,
-            tuple(splits),
+            check_fractions(splits),
         )
         self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
         self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
@@ -124,13 +121,7 @@ class LanguageModelData(L.LightningDataModule):
                 "(try data.preprocess=raw, or another file)"
             )
         ids = torch.tensor(vocab.encode(tokens), dtype=torch.long)
-        n_train = int(len(ids) * self.splits[0])
-        n_val = int(len(ids) * self.splits[1])
-        self.split_tokens = {
-            "train": ids[:n_train],
-            "val": ids[n_train : n_train + n_val],
-            "test": ids[n_train + n_val :],
-        }
+        self.split_tokens = cut(ids, self.splits)
         self.vocab = vocab
         # Build every sampler once now, so a corpus too small for the batch shape fails before training.
         self._train_sampler()
@@ -146,15 +137,13 @@ class LanguageModelData(L.LightningDataModule):
         )
 
     # -- batches --------------------------------------------------------------------------------
-    def _shard(self) -> dict[str, int]:
-        trainer = self.trainer
-        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
-
     def _train_sampler(self) -> SequentialPartition | RandomWindows:
         n = len(self.split_tokens["train"])
         if self.sampling == "sequential":
-            return SequentialPartition(n, self.batch_size, self.num_steps, self.seed, **self._shard())
-        return RandomWindows(n, self.batch_size, self.num_steps, self.seed, **self._shard())
+            return SequentialPartition(
+                n, self.batch_size, self.num_steps, self.seed, **shard_of(self.trainer)
+            )
+        return RandomWindows(n, self.batch_size, self.num_steps, self.seed, **shard_of(self.trainer))
 
     def _eval_sampler(self, split: str) -> SequentialPartition:
         n = len(self.split_tokens[split])
@@ -164,18 +153,19 @@ class LanguageModelData(L.LightningDataModule):
                 "use more text (or a larger data.max_tokens) or lower data.eval_batch_size"
             )
         return SequentialPartition(
-            n, self.eval_batch_size, self.eval_num_steps, random_offset=False, keep_tail=True, **self._shard()
+            n,
+            self.eval_batch_size,
+            self.eval_num_steps,
+            random_offset=False,
+            keep_tail=True,
+            **shard_of(self.trainer),
         )
 
-    def _loader(self, split: str, sampler: SequentialPartition | RandomWindows) -> DataLoader:
-        # batch_size=None: the sampler already yields whole batches (windows of the token tensor).
-        return DataLoader(TokenWindows(self.split_tokens[split]), batch_size=None, sampler=sampler)
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self._train_sampler())
+        return window_loader(self.split_tokens["train"], self._train_sampler())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self._eval_sampler("val"))
+        return window_loader(self.split_tokens["val"], self._eval_sampler("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self._eval_sampler("test"))
+        return window_loader(self.split_tokens["test"], self._eval_sampler("test"))

@@ -15,10 +15,10 @@ process sees keep continuing each other under data-parallel training.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rnnlab.errors import UserError
 
@@ -40,6 +40,16 @@ class TokenWindows(Dataset):
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+def shard_of(trainer: Any) -> dict[str, int]:
+    """This process's `rank` and the `world_size`, as the samplers take them (none without a trainer)."""
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+
+
+def window_loader(series: torch.Tensor, sampler: Sampler[Window]) -> DataLoader:
+    """Batches of `series` as the sampler's windows (which are whole batches: no collation)."""
+    return DataLoader(TokenWindows(series), batch_size=None, sampler=sampler)
 
 
 def _rows_of_rank(batch_size: int, rank: int, world_size: int) -> slice:

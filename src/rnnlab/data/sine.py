@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from rnnlab.data.sampling import SequentialPartition, TokenWindows
+from rnnlab.data.sampling import SequentialPartition, shard_of, window_loader
 from rnnlab.errors import UserError
 from rnnlab.inputs import InputKind
 
@@ -69,12 +69,11 @@ class SineData(L.LightningDataModule):
             start += windows * self.num_steps
 
     def _loader(self, split: str) -> DataLoader:
-        trainer = self.trainer
-        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+        curve = self.curves[split]
         sampler = SequentialPartition(
-            len(self.curves[split]), self.batch_size, self.num_steps, random_offset=False, **shard
+            len(curve), self.batch_size, self.num_steps, random_offset=False, **shard_of(self.trainer)
         )
-        return DataLoader(TokenWindows(self.curves[split]), batch_size=None, sampler=sampler)
+        return window_loader(curve, sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
