@@ -258,13 +258,15 @@ def train(cfg: DictConfig) -> float:
             for key, value in trainer.callback_metrics.items()
             if key.startswith("test/")
         }
-        monitor = checkpoint.monitor if isinstance(checkpoint, ModelCheckpoint) else None
-        monitor = monitor or f"val/{task.metric}"
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.monitor:
+            monitor, mode = checkpoint.monitor, checkpoint.mode
+        else:
+            monitor, mode = f"val/{task.metric}", task.metric_mode
         name = task.metric
         metrics.update(
             status="completed",
             monitor=monitor,
-            monitor_mode=checkpoint.mode if isinstance(checkpoint, ModelCheckpoint) else task.metric_mode,
+            monitor_mode=mode,
             **{f"val_{name}": fitted.get(f"val/{name}"), f"train_{name}": fitted.get(f"train/{name}")},
             **{f"test_{name}": None, **tested},
             **{f"{task.throughput_unit}_per_s": statistics.median(task.rates) if task.rates else None},
