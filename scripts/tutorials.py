@@ -56,9 +56,10 @@ def summary(run_dir: Path) -> str:
         parts.append(f"test AUROC {metrics['test_auroc']:.3f}")
     if "weight" in metrics:
         parts.append(f"w = {metrics['weight']:.4f}, b = {metrics['bias']:.4f}")
-    predictions = re.findall(r"epoch (\d+) prediction: (\S+)", (run_dir / "train.log").read_text())
+    console = (run_dir / "train.log").read_text()
+    predictions = re.findall(r"epoch (\d+) prediction: (\S+)", console)
     if predictions:
-        target = re.search(r"\(target (\S+)\)", (run_dir / "train.log").read_text()).group(1)
+        target = re.search(r"\(target (\S+)\)", console).group(1)
         first = next((epoch for epoch, text in predictions if text == target), None)
         parts.append(f'"{predictions[-1][1]}" at the end' + (f", first at epoch {first}" if first else ""))
     return "; ".join(parts)
