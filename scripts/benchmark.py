@@ -54,8 +54,8 @@ def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float
     """One epoch of `steps` batches through Trainer.fit, with the callbacks and loggers of the config."""
     from omegaconf import open_dict
 
-    from rnnlab.callbacks.step_clock import StepClock
-    from rnnlab.training import create, create_callbacks
+    from rnnlab.callbacks.throughput import StepClock
+    from rnnlab.run.training import create, create_callbacks
 
     clock = StepClock(warmup_steps=warmup)
     quiet = cfg.copy()
@@ -115,7 +115,7 @@ def bare_lightning_tokens_per_s(
     import torch
     from torch.nn import functional as F
 
-    from rnnlab.callbacks.step_clock import StepClock
+    from rnnlab.callbacks.throughput import StepClock
     from rnnlab.tasks.language_model import detach
 
     class PlainStep(L.LightningModule):
@@ -153,7 +153,7 @@ def throughput(model: str, args: argparse.Namespace) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
-    from rnnlab.training import build
+    from rnnlab.run.training import build
 
     cfg = compose(model, args)
     L.seed_everything(0, verbose=False)
@@ -201,7 +201,7 @@ def scratch_against_module(args: argparse.Namespace) -> tuple[float, float]:
     """Plain-loop tokens/s of the scratch RNN and of nn.RNN with the same hidden size."""
     from hydra.utils import instantiate
 
-    from rnnlab.training import build
+    from rnnlab.run.training import build
 
     hidden = args.hidden_size or HIDDEN["rnn_scratch"]
     rates: dict[str, list[float]] = {"rnn_scratch": [], "rnn": []}
@@ -242,7 +242,7 @@ def first_step_seconds(args: argparse.Namespace, repeats: int = 3) -> float:
                 "trainer.num_sanity_val_steps=0",
                 "trainer.limit_val_batches=1",
                 "test=false",
-                "+callbacks.step_clock._target_=rnnlab.callbacks.step_clock.StepClock",
+                "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.StepClock",
                 f"+callbacks.step_clock.first_step_file={stamp}",
                 f"hydra.run.dir={folder}/run",
             ]
@@ -265,9 +265,9 @@ def plain_loop_child(model: str, args: argparse.Namespace) -> None:
     """The plain loop alone in a process that never imports lightning or hydra (memory baseline)."""
     import torch
 
-    from rnnlab.data.corpus import preprocess, read_text, tokenize
-    from rnnlab.data.sampling import SequentialPartition, TokenWindows
-    from rnnlab.data.vocab import Vocab
+    from rnnlab.data.streams import SequentialPartition, TokenWindows
+    from rnnlab.data.text.corpus import preprocess, read_text, tokenize
+    from rnnlab.data.text.vocab import Vocab
     from rnnlab.models.recurrent import RecurrentNet
     from rnnlab.models.rnn_scratch import RNNScratch
 
@@ -404,7 +404,7 @@ def run_benchmarks(args: argparse.Namespace) -> None:
         print("\n".join(lines[-6:]), flush=True)
 
     if args.batch_sizes:
-        from rnnlab.training import build
+        from rnnlab.run.training import build
 
         lines += ["| model | batch | rnnlab tokens/s |", "|---|---|---|"]
         for model in models:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.comparison import (
+from rnnlab.sweeps.comparison import (
     find_runs,
     load_run,
     markdown,

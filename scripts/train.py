@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from rnnlab.errors import UserError
-    from rnnlab.training import train
+    from rnnlab.run.training import train
 
     try:
         return train(cfg)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnlab.checkpoint import load_language_model
-from rnnlab.data.vocab import Vocab
+from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 from rnnlab.models.recurrent import RecurrentNet
 

@@ -7,9 +7,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
+from rnnlab.contract import MODELS_FOR, InputKind
 from rnnlab.errors import UserError
-from rnnlab.inputs import MODELS_FOR, InputKind
-from rnnlab.training import build, create
+from rnnlab.run.training import build, create
 from tests.project import CONF_DIR
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))

@@ -1,6 +1,6 @@
 """Every experiment config composes and runs, and each tutorial's task learns what its lesson teaches.
 
-Runs go through `rnnlab.training.train` (what scripts/train.py calls) on data the tests make.
+Runs go through `rnnlab.run.training.train` (what scripts/train.py calls) on data the tests make.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rnnlab.training import train
+from rnnlab.run.training import train
 from tests.conftest import write_repetitive_corpus
-from tests.data.mnist_files import write_mnist
+from tests.data.lessons.mnist_files import write_mnist
 from tests.project import CONF_DIR
 from tests.test_configs import compose_train
 

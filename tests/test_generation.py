@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rnnlab.data.vocab import Vocab
+from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet

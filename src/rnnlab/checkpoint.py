@@ -9,7 +9,7 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
-from rnnlab.data.vocab import Vocab
+from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 
 NETWORK_PACKAGE = "rnnlab.models."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnlab.data.vocab import Vocab
+from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 
 

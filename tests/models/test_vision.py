@@ -2,12 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlab.data.mnist import MNISTData
+from rnnlab.contract import MODELS_FOR, InputKind
+from rnnlab.data.lessons.mnist import MNISTData
 from rnnlab.errors import UserError
-from rnnlab.inputs import MODELS_FOR, InputKind
 from rnnlab.models.feedforward import MLP
 from rnnlab.models.vision import InceptionA, InceptionNet, ResidualBlock, ResidualNet, SimpleCNN
-from tests.data.mnist_files import write_mnist
+from tests.data.lessons.mnist_files import write_mnist
 
 MNIST_SIZE = [1, 28, 28]
 NETWORKS = {"cnn": SimpleCNN, "inception": InceptionNet, "resnet": ResidualNet}

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlab.data.language_model import LanguageModelData
-from rnnlab.data.sampling import TokenWindows
+from rnnlab.data.streams import TokenWindows
+from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet

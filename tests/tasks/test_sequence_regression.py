@@ -5,7 +5,7 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
-from rnnlab.data.sine import SineData
+from rnnlab.data.lessons.sine import SineData
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.sequence_regression import SequenceRegressionTask
 

@@ -9,8 +9,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.inputs import InputKind
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.inputs import InputKind
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

@@ -7,8 +7,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.inputs import InputKind
 from rnnlab.models.recurrent import check_head, one_hot_if_tokens
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.inputs import InputKind
 
 MAX_SIDE = 512  # the largest image side tried when looking for the smallest one a network accepts
 

@@ -157,7 +157,7 @@ class ClassificationTask(Task):
             self.add_text(f"{stage}/prediction", text)
         if not self.figure_due(stage):
             return
-        from rnnlab.figures import probability_curve
+        from rnnlab.tasks.figures import probability_curve
 
         if self._confusion is not None:
             matrix = MulticlassConfusionMatrix(len(self.class_names))

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.aggregation import MeanMetric
 
-from rnnlab.data.vocab import Vocab
+from rnnlab.data.text.vocab import Vocab
 from rnnlab.generation import generate
 from rnnlab.tasks.base import TrainingDiverged
 from rnnlab.tasks.sequence import SequenceTask, detach

@@ -60,6 +60,6 @@ class RegressionTask(Task):
         line, points = self.line(), self.remembered_points()
         if line is None or points is None or not self.figure_due(stage):
             return
-        from rnnlab.figures import fitted_line
+        from rnnlab.tasks.figures import fitted_line
 
         self.add_figure(f"{stage}/fit", fitted_line(*points, *line))

@@ -68,6 +68,6 @@ class SequenceRegressionTask(SequenceTask):
     def report(self, stage: str) -> None:
         if self._window is None or not self.figure_due(stage) or self._window[0].dim() != 1:
             return
-        from rnnlab.figures import sequence_prediction
+        from rnnlab.tasks.figures import sequence_prediction
 
         self.add_figure(f"{stage}/prediction", sequence_prediction(*self._window))

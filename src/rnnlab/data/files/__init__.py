@@ -1,0 +1,1 @@
+"""Single files on disk: verified downloads and the IDX format."""

@@ -1,0 +1,1 @@
+"""The course lessons' small datasets (sine, hello, points, diabetes, MNIST, synthetic sequences)."""

@@ -1,0 +1,171 @@
+"""`LanguageModelData`: a text corpus as train / val / test token streams for a language model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from rnnlab.contract import InputKind
+from rnnlab.data.files.download import DataFile
+from rnnlab.data.splits import check_fractions, cut
+from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
+from rnnlab.data.text.corpus import PREPROCESSING, TOKENS, preprocess, read_text, tokenize
+from rnnlab.data.text.vocab import Vocab
+from rnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SAMPLING = ("sequential", "random")
+
+
+def _positive(name: str, value: int | float | None) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"data.{name}={value} must be positive")
+
+
+class LanguageModelData(L.LightningDataModule):
+    """A corpus, tokenised once, split into contiguous train / val / test blocks.
+
+    Where the text comes from, in order: `path`; else `filename` in `data_dir`; else a download of
+    `url` into `data_dir`, verified against `sha1` before it is used.
+
+    Training batches follow `sampling` (the book's sequential partitioning or random sampling).
+    Validation and test always read their block as `eval_batch_size` parallel streams from the
+    start, in windows of `eval_num_steps`, so every held-out token is scored once with the state
+    of the text before it.
+    """
+
+    input_kind = InputKind.TOKENS
+
+    def __init__(
+        self,
+        path: str | None = None,
+        data_dir: str = "~/.cache/rnnlab",
+        filename: str | None = None,
+        url: str | None = None,
+        sha1: str | None = None,
+        preprocess: str = "d2l",
+        tokens: str = "char",
+        max_tokens: int | None = None,
+        splits: tuple[float, float, float] = (0.9, 0.05, 0.05),
+        batch_size: int = 32,
+        num_steps: int = 35,
+        sampling: str = "sequential",
+        eval_batch_size: int | None = None,
+        eval_num_steps: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name in ("batch_size", "num_steps", "max_tokens", "eval_batch_size", "eval_num_steps"):
+            _positive(name, locals()[name])
+        if preprocess not in PREPROCESSING:
+            raise UserError(
+                f"data.preprocess={preprocess!r} is unknown; choose one of {', '.join(PREPROCESSING)}"
+            )
+        if tokens not in TOKENS:
+            raise UserError(f"data.tokens={tokens!r} is unknown; choose one of {', '.join(TOKENS)}")
+        if sampling not in SAMPLING:
+            raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
+        if path is None and filename is None:
+            raise UserError("this dataset needs a file: pass data.path=FILE")
+        self.file = DataFile(path, data_dir, filename, url, sha1)
+        self.preprocess, self.tokens, self.max_tokens, self.splits = (
+            preprocess,
+            tokens,
+            max_tokens,
+            check_fractions(splits),
+        )
+        self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
+        self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
+        self.vocab: Vocab | None = None
+        self.split_tokens: dict[str, torch.Tensor] = {}
+
+    # -- where the text comes from -------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.file.prepare()
+
+    # -- tokens ---------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        assert self.vocab is not None, "call setup() first"
+        return len(self.vocab)
+
+    def network_sizes(self) -> dict[str, int]:
+        """One-hot (or embedded) tokens in, a score per vocabulary entry out."""
+        return {"input_size": self.vocab_size, "output_size": self.vocab_size}
+
+    def task_inputs(self) -> dict[str, Any]:
+        return {"vocab": self.vocab, "carry_state": self.carries_state}
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether consecutive training batches continue each other (so the state should carry)."""
+        return self.sampling == "sequential"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:  # rnnlab calls setup before Lightning does, to size the network
+            return
+        path = self.file.source()
+        tokens = tokenize(preprocess(read_text(path), self.preprocess), self.tokens)
+        if self.max_tokens is not None:
+            tokens = tokens[: self.max_tokens]
+        vocab = Vocab.build(tokens, joiner=" " if self.tokens == "word" else "")
+        if len(vocab) < 3:
+            raise UserError(
+                f"{path} has {len(vocab) - 1} distinct {self.tokens} token(s) after "
+                f"data.preprocess={self.preprocess}; a language model needs at least 2 "
+                "(try data.preprocess=raw, or another file)"
+            )
+        ids = torch.tensor(vocab.encode(tokens), dtype=torch.long)
+        self.split_tokens = cut(ids, self.splits)
+        self.vocab = vocab
+        # Build every sampler once now, so a corpus too small for the batch shape fails before training.
+        self._train_sampler()
+        self._eval_sampler("val")
+        self._eval_sampler("test")
+        log.info(
+            "%s: %d %s tokens, vocab %d, train/val/test %s",
+            path.name,
+            len(ids),
+            self.tokens,
+            len(vocab),
+            "/".join(str(len(t)) for t in self.split_tokens.values()),
+        )
+
+    # -- batches --------------------------------------------------------------------------------
+    def _train_sampler(self) -> SequentialPartition | RandomWindows:
+        n = len(self.split_tokens["train"])
+        if self.sampling == "sequential":
+            return SequentialPartition(
+                n, self.batch_size, self.num_steps, self.seed, **shard_of(self.trainer)
+            )
+        return RandomWindows(n, self.batch_size, self.num_steps, self.seed, **shard_of(self.trainer))
+
+    def _eval_sampler(self, split: str) -> SequentialPartition:
+        n = len(self.split_tokens[split])
+        if n < self.eval_batch_size + 1:
+            raise UserError(
+                f"the {split} split has {n} tokens, too few for {self.eval_batch_size} evaluation streams; "
+                "use more text (or a larger data.max_tokens) or lower data.eval_batch_size"
+            )
+        return SequentialPartition(
+            n,
+            self.eval_batch_size,
+            self.eval_num_steps,
+            random_offset=False,
+            keep_tail=True,
+            **shard_of(self.trainer),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return window_loader(self.split_tokens["train"], self._train_sampler())
+
+    def val_dataloader(self) -> DataLoader:
+        return window_loader(self.split_tokens["val"], self._eval_sampler("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return window_loader(self.split_tokens["test"], self._eval_sampler("test"))

@@ -1,0 +1,1 @@
+"""One run from a composed config: pre-flight checks, assembly, training and reporting."""

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from rnnlab.data.streams import RandomWindows, SequentialPartition, TokenWindows
+from rnnlab.errors import UserError
+
+# Tokens that are their own positions: a batch shows exactly where each row was cut from.
+N = 1000
+TOKENS = torch.arange(N)
+
+
+def batches(sampler, epoch=0):
+    sampler.set_epoch(epoch)
+    windows = TokenWindows(TOKENS)
+    return [windows[window] for window in sampler]
+
+
+def test_sequential_rows_continue_across_batches_and_targets_are_shifted():
+    sampler = SequentialPartition(N, batch_size=4, num_steps=7, seed=1)
+    for epoch in range(5):
+        epoch_batches = batches(sampler, epoch)
+        assert len(epoch_batches) == len(sampler)
+        for x, y in epoch_batches:
+            assert x.shape == y.shape == (4, 7)
+            assert torch.equal(y, x + 1)
+            assert torch.equal(x[:, 1:], x[:, :-1] + 1)  # each row is a contiguous stretch
+        for (x, _), (x_next, _) in zip(epoch_batches, epoch_batches[1:], strict=False):
+            assert torch.equal(x_next[:, 0], x[:, -1] + 1)  # row i of batch t+1 continues row i of batch t
+
+
+def test_sequential_offset_is_random_per_epoch_but_reproducible():
+    sampler = SequentialPartition(N, batch_size=4, num_steps=7, seed=1)
+    first_tokens = {int(batches(sampler, epoch)[0][0][0, 0]) for epoch in range(20)}
+    assert len(first_tokens) > 1 and all(0 <= t < 7 for t in first_tokens)
+    again = SequentialPartition(N, batch_size=4, num_steps=7, seed=1)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches(sampler, 3), batches(again, 3), strict=True))
+
+
+def test_random_windows_do_not_overlap_and_follow_the_seed():
+    sampler = RandomWindows(N, batch_size=5, num_steps=9, seed=2)
+    xs = torch.cat([x for x, _ in batches(sampler, 0)])
+    assert xs.shape == (len(sampler) * 5, 9)
+    assert xs.flatten().unique().numel() == xs.numel()  # no token is read twice in an epoch
+    assert len(sampler) == (N - 1 - 8) // 9 // 5
+    assert not torch.equal(xs, torch.cat([x for x, _ in batches(sampler, 1)]))  # a new order each epoch
+
+
+def test_evaluation_streams_score_every_token_once():
+    sampler = SequentialPartition(N, batch_size=6, num_steps=50, random_offset=False, keep_tail=True)
+    ys = batches(sampler)
+    assert ys[-1][0].shape[1] < 50  # the shorter tail window is kept
+    targets = torch.cat([y for _, y in ys], dim=1).flatten()
+    stream = (N - 1) // 6
+    assert sorted(targets.tolist()) == list(range(1, 6 * stream + 1))
+
+
+@pytest.mark.parametrize("make", [SequentialPartition, RandomWindows])
+def test_ranks_split_the_rows_and_together_make_the_single_process_batch(make):
+    whole = batches(make(N, 4, 7, seed=3))
+    parts = [batches(make(N, 4, 7, seed=3, rank=rank, world_size=2)) for rank in range(2)]
+    for t, (x, _) in enumerate(whole):
+        assert torch.equal(torch.cat([parts[0][t][0], parts[1][t][0]]), x)
+
+
+def test_batch_shapes_the_corpus_cannot_fill_are_refused():
+    with pytest.raises(UserError, match="too few for batch_size=64 x num_steps=35"):
+        SequentialPartition(1000, 64, 35)
+    with pytest.raises(UserError, match="fewer than data.batch_size=64"):
+        RandomWindows(1000, 64, 35)
+    with pytest.raises(UserError, match="does not divide over 3 processes"):
+        SequentialPartition(1000, 4, 7, rank=0, world_size=3)

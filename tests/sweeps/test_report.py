@@ -1,0 +1,40 @@
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from rnnlab.sweeps.report import SweepReport
+
+
+def job(sweep: Path, name: str, metrics: dict | None) -> None:
+    (sweep / name / ".hydra").mkdir(parents=True)
+    if metrics is not None:
+        (sweep / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_failed_and_unfinished_jobs_fail_the_sweep(tmp_path: Path, caplog):
+    job(tmp_path, "model=gru", {"status": "completed"})
+    job(
+        tmp_path,
+        "model=rnn",
+        {"status": "failed", "error": "UserError: model.hidden_size=0 must be positive"},
+    )
+    job(tmp_path, "model=lstm", None)  # killed before it could write anything
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with pytest.raises(SystemExit) as stop:
+        SweepReport().on_multirun_end(config)
+    assert stop.value.code == 1
+    assert (
+        "2 of 3 jobs failed" in caplog.text
+        and "must be positive" in caplog.text
+        and "model=lstm" in caplog.text
+    )
+
+
+def test_a_clean_sweep_passes(tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO)
+    job(tmp_path, "model=gru", {"status": "completed"})
+    SweepReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert "all 1 jobs completed" in caplog.text
