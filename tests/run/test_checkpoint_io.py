@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import rnnlab.run.checkpoint_io as atomic
+import rnnlab.run.checkpoint_io as checkpoint_io
 from rnnlab.run.checkpoint_io import AtomicCheckpointIO
 
 
@@ -16,7 +16,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path: Pat
         file.write(b"PK\x03\x04 half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(atomic.torch, "save", crash_half_way)
+    monkeypatch.setattr(checkpoint_io.torch, "save", crash_half_way)
     with pytest.raises(OSError, match="disk full"):
         io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
 

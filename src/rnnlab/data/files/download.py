@@ -5,14 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.atomic import atomic_file
 from rnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -115,32 +114,28 @@ def fetch_verified(
     With `content` the checksum is that of the decompressed content (the file is kept as it came).
     """
     dest = Path(dest).expanduser()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = Path(temp_name)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 16), b""):
-                out.write(block)
-        try:
-            got = file_digest(temp, algorithm, content)
-        except UserError:
-            raise UserError(
-                f"the download from {url} is not a complete gzip file; it was deleted. "
-                f"Retry, or put a good copy at {dest} by hand"
-            ) from None
-        if got != checksum:
-            raise UserError(
-                f"the download from {url} has {algorithm.upper()} {got}, expected {checksum}; "
-                f"it was deleted. Retry, or put a good copy at {dest} by hand"
-            )
-        os.replace(temp, dest)
+        with atomic_file(dest) as out:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+            out.flush()
+            try:
+                got = file_digest(out.name, algorithm, content)
+            except UserError:
+                raise UserError(
+                    f"the download from {url} is not a complete gzip file; it was deleted. "
+                    f"Retry, or put a good copy at {dest} by hand"
+                ) from None
+            if got != checksum:
+                raise UserError(
+                    f"the download from {url} has {algorithm.upper()} {got}, expected {checksum}; "
+                    f"it was deleted. Retry, or put a good copy at {dest} by hand"
+                )
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise UserError(
             f"could not download {url} ({reason}); put the file at {dest} by hand "
             f"(or point data.path / RNNLAB_DATA_DIR at a copy)"
         ) from None
-    finally:
-        temp.unlink(missing_ok=True)
     return dest

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import struct
 from pathlib import Path
 
 import torch
 
+from rnnlab.atomic import atomic_file
 from rnnlab.data.files.download import AGAIN, read_content
 from rnnlab.errors import UserError
 
@@ -64,9 +64,7 @@ def write_idx(path: str | Path, array: torch.Tensor) -> Path:
     if not 1 <= array.ndim <= 255:
         raise UserError(f"write_idx needs a tensor of 1 to 255 dimensions, got {array.ndim}")
     header = bytes([0, 0, UINT8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    temp = path.with_name(f".{path.name}.part")
-    with open(temp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as file:
+    with atomic_file(path) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as file:
         file.write(header)
         file.write(array.detach().cpu().contiguous().numpy().tobytes())
-    os.replace(temp, path)
     return path
