@@ -54,10 +54,10 @@ def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float
     """One epoch of `steps` batches through Trainer.fit, with the callbacks and loggers of the config."""
     from omegaconf import open_dict
 
-    from rnnlab.callbacks.throughput import StepClock
-    from rnnlab.run.training import create, create_callbacks
+    from rnnlab.callbacks.throughput import Throughput
+    from rnnlab.run.build import create, create_callbacks
 
-    clock = StepClock(warmup_steps=warmup)
+    clock = Throughput(warmup_steps=warmup)
     quiet = cfg.copy()
     with open_dict(quiet):
         quiet.callbacks.pop("progress", None)
@@ -75,7 +75,7 @@ def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float
         enable_model_summary=False,
     )
     trainer.fit(task, datamodule=datamodule)
-    return clock.tokens_per_s
+    return clock.last_rate
 
 
 def plain_tokens_per_s(network, batches, optimizer_factory, clip: float, device: str, warmup: int) -> float:
@@ -83,7 +83,7 @@ def plain_tokens_per_s(network, batches, optimizer_factory, clip: float, device:
     import torch
     from torch.nn import functional as F
 
-    from rnnlab.tasks.language_model import detach
+    from rnnlab.tasks.sequence import detach
 
     network.to(device).train()
     optimizer = optimizer_factory(network.parameters())
@@ -115,8 +115,8 @@ def bare_lightning_tokens_per_s(
     import torch
     from torch.nn import functional as F
 
-    from rnnlab.callbacks.throughput import StepClock
-    from rnnlab.tasks.language_model import detach
+    from rnnlab.callbacks.throughput import Throughput
+    from rnnlab.tasks.sequence import detach
 
     class PlainStep(L.LightningModule):
         def __init__(self) -> None:
@@ -132,7 +132,7 @@ def bare_lightning_tokens_per_s(
         def configure_optimizers(self):
             return optimizer_factory(self.parameters())
 
-    clock = StepClock(warmup_steps=args.warmup)
+    clock = Throughput(warmup_steps=args.warmup)
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         max_epochs=1,
@@ -146,14 +146,14 @@ def bare_lightning_tokens_per_s(
     )
     trainer.fit(PlainStep(), train_dataloaders=loader)
     torch.set_grad_enabled(True)
-    return clock.tokens_per_s
+    return clock.last_rate
 
 
 def throughput(model: str, args: argparse.Namespace) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
-    from rnnlab.run.training import build
+    from rnnlab.run.build import build
 
     cfg = compose(model, args)
     L.seed_everything(0, verbose=False)
@@ -201,7 +201,7 @@ def scratch_against_module(args: argparse.Namespace) -> tuple[float, float]:
     """Plain-loop tokens/s of the scratch RNN and of nn.RNN with the same hidden size."""
     from hydra.utils import instantiate
 
-    from rnnlab.run.training import build
+    from rnnlab.run.build import build
 
     hidden = args.hidden_size or HIDDEN["rnn_scratch"]
     rates: dict[str, list[float]] = {"rnn_scratch": [], "rnn": []}
@@ -242,7 +242,7 @@ def first_step_seconds(args: argparse.Namespace, repeats: int = 3) -> float:
                 "trainer.num_sanity_val_steps=0",
                 "trainer.limit_val_batches=1",
                 "test=false",
-                "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.StepClock",
+                "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.Throughput",
                 f"+callbacks.step_clock.first_step_file={stamp}",
                 f"hydra.run.dir={folder}/run",
             ]
@@ -404,7 +404,7 @@ def run_benchmarks(args: argparse.Namespace) -> None:
         print("\n".join(lines[-6:]), flush=True)
 
     if args.batch_sizes:
-        from rnnlab.run.training import build
+        from rnnlab.run.build import build
 
         lines += ["| model | batch | rnnlab tokens/s |", "|---|---|---|"]
         for model in models:

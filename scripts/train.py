@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from rnnlab.errors import UserError
-    from rnnlab.run.training import train
+    from rnnlab.run.train import train
 
     try:
         return train(cfg)

@@ -1,6 +1,6 @@
 """Every experiment config composes and runs, and each tutorial's task learns what its lesson teaches.
 
-Runs go through `rnnlab.run.training.train` (what scripts/train.py calls) on data the tests make.
+Runs go through `rnnlab.run.train.train` (what scripts/train.py calls) on data the tests make.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rnnlab.run.training import train
+from rnnlab.run.train import train
 from tests.conftest import write_repetitive_corpus
 from tests.data.lessons.mnist_files import write_mnist
 from tests.project import CONF_DIR

@@ -1,12 +1,21 @@
-"""What a batch holds, so that a model and a dataset can be checked against each other before training.
+"""The contract between a datamodule, its network and its task, checked before anything is built.
 
-Every datamodule says which kind of input its batches hold (`input_kind`) and every network class
-which kinds it takes (`accepts`); `scripts/train.py` refuses a pair that does not fit.
+- Every datamodule says which kind of input its batches hold (`input_kind`) and every network class
+  which kinds it takes (`accepts`).
+- Every datamodule says which `TaskInputs` it hands its task (`hands_over`), and every task which
+  it takes (`takes`); the two must be the same class. `task_inputs()` then gives the values.
+
+`rnnlab.run.checks` refuses a pair that does not fit, in one line that names the choices that do.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rnnlab.data.text.vocab import Vocab
 
 
 class InputKind(StrEnum):
@@ -16,10 +25,30 @@ class InputKind(StrEnum):
     IMAGES = "images [N, C, H, W]"
 
 
-# The model configs (conf/model/) that take each kind; tests check this against the classes.
-MODELS_FOR: dict[InputKind, tuple[str, ...]] = {
-    InputKind.TOKENS: ("rnn_scratch", "rnn_cell", "rnn", "gru", "lstm"),
-    InputKind.SEQUENCES: ("rnn_scratch", "rnn_cell", "rnn", "gru", "lstm"),
-    InputKind.FEATURES: ("linear", "logistic", "mlp"),
-    InputKind.IMAGES: ("mlp", "cnn", "inception", "resnet"),
-}
+@dataclass(frozen=True)
+class TaskInputs:
+    """What a datamodule tells its task; the base holds nothing (e.g. regression on points)."""
+
+
+@dataclass(frozen=True)
+class StreamInputs(TaskInputs):
+    """Batches that are windows of long streams (the sine curve, a corpus)."""
+
+    num_steps: int  # steps per training window: the longest truncated-BPTT piece there can be
+    carry_state: bool  # whether consecutive training batches continue each other
+
+
+@dataclass(frozen=True)
+class TextInputs(StreamInputs):
+    """A tokenised corpus: the streams and their vocabulary."""
+
+    vocab: Vocab
+
+
+@dataclass(frozen=True)
+class ClassInputs(TaskInputs):
+    """Labelled examples: the class names (index = label), and how the labels are laid out."""
+
+    class_names: tuple[str, ...]
+    binary: bool = False  # two classes scored by one logit
+    label_per_step: bool = False  # a label at every step of a sequence, not one per sequence

@@ -1,13 +1,16 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra import initialize_config_dir
 
-from rnnlab.contract import MODELS_FOR, InputKind
+from rnnlab.contract import InputKind
 from rnnlab.data.lessons.mnist import MNISTData
 from rnnlab.errors import UserError
 from rnnlab.models.feedforward import MLP
 from rnnlab.models.vision import InceptionA, InceptionNet, ResidualBlock, ResidualNet, SimpleCNN
+from rnnlab.run.checks import options_fitting
 from tests.data.lessons.mnist_files import write_mnist
+from tests.project import CONF_DIR
 
 MNIST_SIZE = [1, 28, 28]
 NETWORKS = {"cnn": SimpleCNN, "inception": InceptionNet, "resnet": ResidualNet}
@@ -61,7 +64,9 @@ def test_input_size_must_be_an_image():
 
 
 def test_configs_named_for_images_exist():
-    assert set(NETWORKS) <= set(MODELS_FOR[InputKind.IMAGES])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for_images = options_fitting("model", lambda cls: InputKind.IMAGES in getattr(cls, "accepts", ()))
+    assert set(NETWORKS) <= set(for_images) and "lstm" not in for_images
 
 
 @pytest.fixture(scope="module")

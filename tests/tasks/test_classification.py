@@ -3,14 +3,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rnnlab.contract import ClassInputs
 from rnnlab.errors import UserError
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.classification import ClassificationTask
 
 
-def task(network, **kwargs) -> ClassificationTask:
-    kwargs.setdefault("class_names", ["a", "b", "c"])
-    return ClassificationTask(network, torch.optim.SGD, **kwargs)
+def task(network, class_names=("a", "b", "c"), binary=False, label_per_step=False, **kwargs):
+    inputs = ClassInputs(tuple(class_names), binary=binary, label_per_step=label_per_step)
+    return ClassificationTask(network, inputs, torch.optim.SGD, **kwargs)
 
 
 def test_a_sequence_is_classified_by_its_last_step_unless_labels_are_per_step():

@@ -7,12 +7,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from rnnlab.callbacks.throughput import Throughput
 from rnnlab.data.streams import TokenWindows
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
-from rnnlab.tasks.language_model import LanguageModelTask, detach
+from rnnlab.tasks.language_model import LanguageModelTask
+from rnnlab.tasks.sequence import detach
 
 QUIET = dict(
     accelerator="cpu",
@@ -31,7 +33,7 @@ def make_data(corpus: Path, **kwargs) -> LanguageModelData:
 
 def make_task(network, data, optimizer, **kwargs) -> LanguageModelTask:
     kwargs.setdefault("sample_length", 0)
-    return LanguageModelTask(network, data.vocab, optimizer, carry_state=data.carries_state, **kwargs)
+    return LanguageModelTask(network, data.task_inputs(), optimizer, **kwargs)
 
 
 @pytest.mark.parametrize(("tbptt_steps", "pieces"), [(5, 3), (None, 1)])
@@ -77,24 +79,22 @@ def test_learns_a_repetitive_corpus_and_regenerates_it(repetitive_corpus):
         data,
         functools.partial(torch.optim.Adam, lr=0.02),
     )
-    trainer = L.Trainer(max_epochs=8, num_sanity_val_steps=0, **QUIET)
+    clock = Throughput()
+    trainer = L.Trainer(max_epochs=8, num_sanity_val_steps=0, callbacks=[clock], **QUIET)
     trainer.fit(task, datamodule=data)
     assert trainer.callback_metrics["val/ppl"] < 1.2
     trainer.test(task, datamodule=data, verbose=False)
     assert trainer.callback_metrics["test/ppl"] < 1.2
-    assert task.tokens_per_s and all(rate > 0 for rate in task.tokens_per_s)
+    assert len(clock.rates) == 8 and all(rate > 0 for rate in clock.rates)
     text = generate(task.network, data.vocab, "the quick", 60)
     assert text == "the quick brown fox jumps over the lazy dog the quick brown fox jumps"
 
 
 def test_tbptt_longer_than_the_sequence_is_refused(repetitive_corpus):
     data = make_data(repetitive_corpus, batch_size=4, num_steps=10)
-    task = make_task(
-        RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8), data, torch.optim.SGD, tbptt_steps=11
-    )
-    trainer = L.Trainer(max_epochs=1, **QUIET)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8)
     with pytest.raises(UserError, match="task.tbptt_steps=11 is longer than a training sequence"):
-        trainer.fit(task, datamodule=data)
+        make_task(network, data, torch.optim.SGD, tbptt_steps=11)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
+from rnnlab.contract import StreamInputs
 from rnnlab.data.lessons.sine import SineData
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.sequence_regression import SequenceRegressionTask
@@ -18,7 +19,7 @@ def test_the_state_carries_across_windows_like_the_lessons_hidden_data_trick():
     network = RecurrentNet(1, 1, "rnn", 8)
     reference = copy.deepcopy(network)
     adam = functools.partial(torch.optim.Adam, lr=0.01)
-    task = SequenceRegressionTask(network, adam, figure_every_n_epochs=0)
+    task = SequenceRegressionTask(network, data.task_inputs(), adam, figure_every_n_epochs=0)
     trainer = L.Trainer(max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
     trainer.fit(task, datamodule=data)
 
@@ -43,7 +44,8 @@ def test_without_carrying_every_window_starts_from_zero():
     fresh = copy.deepcopy(carried)
     sgd = functools.partial(torch.optim.SGD, lr=0.1)
     for network, carry in ((carried, True), (fresh, False)):
-        task = SequenceRegressionTask(network, sgd, carry_state=carry, figure_every_n_epochs=0)
+        inputs = StreamInputs(num_steps=data.num_steps, carry_state=carry)
+        task = SequenceRegressionTask(network, inputs, sgd, figure_every_n_epochs=0)
         L.Trainer(max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0, **QUIET).fit(
             task, datamodule=data
         )

@@ -1,4 +1,4 @@
-"""Console progress: a TQDM bar in a terminal, plain log lines everywhere else."""
+"""Console progress: a TQDM bar in a terminal, plain log lines everywhere else; an epoch line in both."""
 
 from __future__ import annotations
 
@@ -12,7 +12,54 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 log = logging.getLogger(__name__)
 
 
-class LineProgress(ProgressBar):
+class EpochLines:
+    """A mixin for progress callbacks: one log line per training epoch, with the headline metric on
+    training and validation and the throughput (`epoch 3/20  train ppl 6.1  val ppl 6.4  85,000 tokens/s`).
+
+    The task logs its epoch metrics in its own `on_train_epoch_end`, which Lightning calls after the
+    callbacks' one; so the line of an epoch is printed when the next one starts (or training ends).
+    """
+
+    _finished_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._finished_epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print_epoch_line(trainer, pl_module)
+        super().on_train_epoch_start(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._print_epoch_line(trainer, pl_module)
+
+    def _print_epoch_line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch, self._finished_epoch = self._finished_epoch, None
+        metric, unit = pl_module.metric, pl_module.throughput_unit
+        logged = trainer.callback_metrics
+        train = logged.get(f"train/{metric}")
+        if epoch is None or train is None or not trainer.is_global_zero:
+            return
+        val, rate = logged.get(f"val/{metric}"), logged.get(f"train/{unit}_per_s")
+        log.info(
+            "epoch %d/%d  train %s %.4g  val %s %s  %s %s/s",
+            epoch + 1,
+            trainer.max_epochs,
+            metric,
+            train,
+            metric,
+            "-" if val is None else f"{val:.4g}",
+            "-" if rate is None else f"{rate:,.0f}",
+            unit,
+        )
+
+
+class BarProgress(EpochLines, TQDMProgressBar):
+    """Lightning's TQDM bar, with the epoch lines."""
+
+
+class LineProgress(EpochLines, ProgressBar):
     """Prints a log line every `every_n_steps` training steps instead of redrawing a bar.
 
     For CI logs, `nohup` and sweeps: a bar's carriage-return frames would fill them with noise.
@@ -50,7 +97,7 @@ def choose_progress(style: str = "auto", refresh_rate: int = 10, every_n_steps: 
     if style == "auto":
         style = "bar" if sys.stdout.isatty() else "lines"
     if style == "bar":
-        return TQDMProgressBar(refresh_rate=refresh_rate)
+        return BarProgress(refresh_rate=refresh_rate)
     if style == "lines":
         return LineProgress(every_n_steps)
     raise ValueError(f"callbacks.progress.style={style!r} is unknown; choose auto, bar or lines")

@@ -1,16 +1,16 @@
-"""`Task`: what every rnnlab task shares: optimisation, the non-finite guard, epoch reports, checkpoints.
+"""`Task`: what every rnnlab task shares: the loss-to-optimiser path, the non-finite guard, metrics per stage.
 
 A task is the *system* around a plain `nn.Module` network: the loss, the metrics and the
-optimisation. Subclasses (one per kind of problem) give the loss and the metric bookkeeping; this
-class trains on batches of independent examples (`SequenceTask` overrides that for streams), and
-turns the metrics into logged values, an epoch line on the console, scheduler steps and
-checkpoints that say how to rebuild the network.
+optimisation. Subclasses (one per kind of problem) give the loss and the metric bookkeeping. This
+class trains on batches of independent examples with Lightning's automatic optimisation;
+`SequenceTask` switches to manual optimisation for truncated BPTT.
+
+What is not the task's job lives elsewhere: the throughput clock (`callbacks.throughput`), the
+epoch line (`callbacks.progress`), the network's config in checkpoints (`callbacks.checkpoint_info`).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -20,9 +20,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
+from rnnlab.contract import TaskInputs
 from rnnlab.errors import UserError
-
-log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
 REDUCTIONS = ("mean", "sum")
@@ -33,13 +32,14 @@ class TrainingDiverged(UserError):
 
 
 class Task(L.LightningModule):
-    """The shared machinery. Subclasses set the class attributes and implement the abstract methods.
+    """The shared machinery. Subclasses set the class attributes and implement `loss` and `update_metrics`.
 
-    Optimisation is manual, so that the language model can take one optimiser step per TBPTT piece
-    and every task clips (global norm, `gradient_clip_val`) the same way.
+    Every task clips gradients (global norm, `gradient_clip_val`) the same way, and draws its
+    figures (if it has any) every `figure_every_n_epochs` validations.
     """
 
     kind: ClassVar[str]  # stored in checkpoints: which task wrote them
+    takes: ClassVar[type[TaskInputs]] = TaskInputs  # what the data must hand over (`rnnlab.contract`)
     metric: ClassVar[str]  # the headline metric: validation logs val/<metric>, checkpoints follow it
     metric_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "samples"  # what the per-second rate counts
@@ -47,14 +47,16 @@ class Task(L.LightningModule):
     def __init__(
         self,
         network: nn.Module,
+        inputs: TaskInputs,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        network_config: dict | None = None,
         gradient_clip_val: float | None = None,
         loss_reduction: str = "mean",
         figure_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
+        if not isinstance(inputs, self.takes):
+            raise TypeError(f"{type(self).__name__} takes {self.takes.__name__}, got {type(inputs).__name__}")
         if gradient_clip_val is not None and gradient_clip_val <= 0:
             raise UserError(
                 f"task.gradient_clip_val={gradient_clip_val} must be positive (or null for no clipping)"
@@ -63,15 +65,12 @@ class Task(L.LightningModule):
             raise UserError(f"task.loss_reduction={loss_reduction!r} is unknown; choose one of mean, sum")
         if figure_every_n_epochs < 0:
             raise UserError(f"task.figure_every_n_epochs={figure_every_n_epochs} must be 0 (none) or more")
-        self.automatic_optimization = False
-        self.network = network
-        self.network_config = network_config
+        # The subclasses' own settings too (Lightning reads them from the chain of __init__ frames).
+        self.save_hyperparameters(ignore=["network", "inputs", "optimizer", "scheduler"], logger=False)
+        self.network, self.inputs = network, inputs
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
-        self.rates: list[float] = []  # training throughput, one entry per epoch
-        self._epoch_started, self._epoch_items, self._epoch_timed = 0.0, 0, False
-        self._points: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -90,8 +89,16 @@ class Task(L.LightningModule):
         """Extra output after a validation or test epoch (figures, samples); rank 0 only."""
 
     def checkpoint_extras(self) -> dict[str, Any]:
-        """Plain data the checkpoint needs besides the network config (a vocabulary, class names)."""
+        """Plain data a checkpoint needs besides the network config (a vocabulary, class names)."""
         return {}
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values for the run's metrics.json beyond the metrics (e.g. a lesson's learned line)."""
+        return {}
+
+    def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        """How many `throughput_unit`s a training batch holds (examples, unless a subclass counts steps)."""
+        return len(batch[1])
 
     # -- metrics ----------------------------------------------------------------------------------
     def add_stage_metrics(self, make: Callable[[str], dict[str, Metric]]) -> None:
@@ -105,6 +112,8 @@ class Task(L.LightningModule):
     def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """The epoch's metrics of `stage` by name, then reset them."""
         metrics = self.stage_metrics(stage)
+        if not any(metric.update_called for metric in metrics.values()):
+            return {}  # no batch this epoch (e.g. limit_train_batches=0)
         values = metrics.compute()
         metrics.reset()
         return values
@@ -117,18 +126,16 @@ class Task(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer)}}
+        scheduler = {"scheduler": self.scheduler_factory(optimizer)}
+        if self.automatic_optimization:
+            # ReduceLROnPlateau reads the headline metric; an epoch without validation skips its step.
+            scheduler |= {"monitor": f"val/{self.metric}", "strict": False}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
-    def optimise(self, loss: torch.Tensor, batch_idx: int) -> None:
-        """One optimiser step on `loss`: guard, backward, clip, step."""
-        optimizer = self.optimizers()
-        self._check_finite(loss, batch_idx)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+    def configure_gradient_clipping(self, optimizer: Any, *args: Any, **kwargs: Any) -> None:
         self.clip_gradients(optimizer, self.clip_val, "norm")
-        optimizer.step()
 
-    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+    def on_before_backward(self, loss: torch.Tensor) -> None:
         """Stop before a non-finite loss reaches the weights (and before any checkpoint of them).
 
         Reading the loss synchronises an accelerator with the host, so off the CPU it is checked only
@@ -138,8 +145,9 @@ class Task(L.LightningModule):
             return
         if torch.isfinite(loss):
             return
-        lr = self.optimizers().optimizer.param_groups[0]["lr"]
-        where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch_idx + 1})"
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        batch = self.trainer.fit_loop.epoch_loop.batch_idx
+        where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch + 1})"
         raise TrainingDiverged(
             f"the loss became {loss.item()} at {where}; likely causes: a learning rate too high "
             f"(optimizer.lr={lr:g}) or gradients too large "
@@ -148,19 +156,16 @@ class Task(L.LightningModule):
         )
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """A batch of independent examples: one optimiser step (`SequenceTask` reads streams instead)."""
+        """A batch of independent examples: Lightning takes one optimiser step on the returned loss."""
         inputs, targets = batch
         outputs = self.predict(inputs)
         loss = self.loss(outputs, targets)
-        # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
-        self.optimise(loss * targets.numel() if self.loss_reduction == "sum" else loss, batch_idx)
-        loss = loss.detach()
-        self.update_metrics("train", outputs.detach(), targets, loss)
-        self.remember_points(inputs, targets)
-        self.count(len(targets))
+        detached = loss.detach()
+        self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
-            self.log_dict(self.step_metrics(loss), prog_bar=True)
-        return loss
+            self.log_dict(self.step_metrics(detached), prog_bar=True)
+        # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
+        return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         """Score one validation or test batch into the metrics of `stage`."""
@@ -179,88 +184,22 @@ class Task(L.LightningModule):
         A `self.log` call costs a sizeable fraction of a small RNN's whole step on a CPU, so the
         per-step loss is logged only when it will be written (and the progress bar shows it then).
         """
-        connector = getattr(self.trainer, "_logger_connector", None)
-        return connector is None or connector.should_update_logs
-
-    # -- throughput -------------------------------------------------------------------------------
-    def count(self, items: int) -> None:
-        """Add the items (tokens, points, examples) of one training batch to this epoch's rate."""
-        self._epoch_items += items
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_started, self._epoch_items, self._epoch_timed = time.perf_counter(), 0, False
-        self._points = []
-
-    # -- one-feature data, drawn with its fit -------------------------------------------------------
-    def remember_points(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Keep this epoch's training points when there is one input feature, for the fit figures."""
-        if (
-            self.figure_every_n_epochs
-            and inputs.dim() == 2
-            and inputs.size(1) == 1
-            and len(self._points) < 100
-        ):
-            self._points.append((inputs.detach().flatten().cpu(), targets.detach().flatten().float().cpu()))
-
-    def remembered_points(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if not self._points:
-            return None
-        return torch.cat([x for x, _ in self._points]), torch.cat([y for _, y in self._points])
-
-    def line(self) -> tuple[float, float] | None:
-        """(w, b) when the network is a single 1-in, 1-out linear layer, as in the course's first lessons."""
-        layers = [m for m in self.network.modules() if isinstance(m, nn.Linear)]
-        if len(layers) != 1 or layers[0].weight.numel() != 1 or layers[0].bias is None:
-            return None
-        if sum(p.numel() for p in self.network.parameters()) != 2:
-            return None
-        return layers[0].weight.item(), layers[0].bias.item()
-
-    def _stop_epoch_clock(self) -> None:
-        """Train throughput of this epoch, timed up to the end of its last step (not validation)."""
-        if self._epoch_timed or not self._epoch_items:
-            return
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # once per epoch, so the clock sees finished work
-        seconds = time.perf_counter() - self._epoch_started
-        self.rates.append(self._epoch_items * self.trainer.world_size / seconds)
-        self._epoch_timed = True
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        if not trainer.log_every_n_steps:
+            return False
+        # The same count Lightning's logger connector reads: batches so far, this one included.
+        batches = trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        return batches % trainer.log_every_n_steps == 0 or trainer.should_stop
 
     # -- epochs -----------------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
-        if not self._epoch_items:  # an epoch with no training batches (e.g. limit_train_batches=0)
+        train = self.compute_metrics("train")
+        if not train:  # an epoch with no training batches (e.g. limit_train_batches=0)
             return
-        self._stop_epoch_clock()
-        rate_name = f"train/{self.throughput_unit}_per_s"
         # The loss is logged per step already (under the same name), so the epoch adds the rest.
-        train = {f"train/{k}": v for k, v in self.compute_metrics("train").items() if k != "loss"}
-        self.log_dict({**train, rate_name: self.rates[-1]})
-        line = self.line()
-        if line is not None:
-            self.log_dict({"params/weight": line[0], "params/bias": line[1]})
-        val = self.trainer.callback_metrics.get(f"val/{self.metric}")
-        if self.trainer.is_global_zero:
-            log.info(
-                "epoch %d/%d  train %s %.4g  val %s %s  %s %s/s",
-                self.current_epoch + 1,
-                self.trainer.max_epochs,
-                self.metric,
-                train[f"train/{self.metric}"],
-                self.metric,
-                "-" if val is None else f"{val:.4g}",
-                f"{self.rates[-1]:,.0f}",
-                self.throughput_unit,
-            )
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            if val is not None:
-                scheduler.step(val)
-        elif scheduler is not None:
-            scheduler.step()
-
-    def on_validation_epoch_start(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._stop_epoch_clock()
+        self.log_dict({f"train/{k}": v for k, v in train.items() if k != "loss"})
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.evaluate(batch, "val", batch_idx)
@@ -299,6 +238,5 @@ class Task(L.LightningModule):
                 logger.experiment.add_text(tag, text, self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Plain data only, so that `torch.load(weights_only=True)` can read it and the network can
-        # be rebuilt without the data.
-        checkpoint["rnnlab"] = {"task": self.kind, "network": self.network_config, **self.checkpoint_extras()}
+        # Plain data only, so that `torch.load(weights_only=True)` can read it.
+        checkpoint.setdefault("rnnlab", {}).update(task=self.kind, **self.checkpoint_extras())

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 from torchmetrics import Metric
 from torchmetrics.aggregation import MeanMetric
@@ -19,13 +17,15 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
+from rnnlab.contract import ClassInputs
 from rnnlab.errors import UserError
 from rnnlab.tasks.base import Task
+from rnnlab.tasks.lesson_fit import LessonFit
 
 log = logging.getLogger(__name__)
 
 
-class ClassificationTask(Task):
+class ClassificationTask(LessonFit, Task):
     """Cross-entropy over `class_names`, or with `binary` one logit and BCE (the course's sigmoid + BCELoss,
     in the numerically stable form).
 
@@ -39,41 +39,22 @@ class ClassificationTask(Task):
     kind: ClassVar[str] = "classification"
     metric: ClassVar[str] = "acc"
     metric_mode: ClassVar[str] = "max"
+    takes: ClassVar[type[ClassInputs]] = ClassInputs
 
-    def __init__(
-        self,
-        network: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        class_names: Sequence[str],
-        scheduler: Callable[..., Any] | None = None,
-        network_config: dict | None = None,
-        gradient_clip_val: float | None = None,
-        binary: bool = False,
-        label_per_step: bool = False,
-        loss_reduction: str = "mean",
-        figure_every_n_epochs: int = 1,
-    ) -> None:
-        super().__init__(
-            network,
-            optimizer,
-            scheduler,
-            network_config,
-            gradient_clip_val,
-            loss_reduction=loss_reduction,
-            figure_every_n_epochs=figure_every_n_epochs,
-        )
-        if len(class_names) < 2 or (binary and len(class_names) != 2):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        class_names = self.inputs.class_names
+        if len(class_names) < 2 or (self.inputs.binary and len(class_names) != 2):
             raise UserError(
                 f"a classification needs 2 or more classes (binary: exactly 2), got {list(class_names)}"
             )
-        self.save_hyperparameters(
-            ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
-        )
         self.class_names = [str(name) for name in class_names]
-        self.binary, self.label_per_step = binary, label_per_step
+        self.binary, self.label_per_step = self.inputs.binary, self.inputs.label_per_step
         self.add_stage_metrics(self._metrics)
         self._first: tuple[torch.Tensor, torch.Tensor] | None = None  # an example and its prediction
         self._confusion: torch.Tensor | None = None
+        self._prediction: tuple[str, str] | None = None  # the last validation's decoded prediction, target
+        self._first_right: int | None = None  # the first epoch whose decoded prediction was the target
 
     def _metrics(self, stage: str) -> dict[str, Metric]:
         n = len(self.class_names)
@@ -137,6 +118,18 @@ class ClassificationTask(Task):
             self._first = (batch[1][0].detach().cpu(), logits[0].detach().cpu())
         return logits
 
+    def summary(self) -> dict[str, Any]:
+        """The decoded prediction of the last validation, its target, and the first epoch it was right."""
+        if self._prediction is None:
+            return super().summary()
+        text, wanted = self._prediction
+        return {
+            **super().summary(),
+            "prediction": text,
+            "prediction_target": wanted,
+            "prediction_first_right_epoch": self._first_right,
+        }
+
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"class_names": self.class_names, "binary": self.binary, "label_per_step": self.label_per_step}
 
@@ -149,12 +142,14 @@ class ClassificationTask(Task):
     def report(self, stage: str) -> None:
         if self.label_per_step and self._first is not None:
             target, logits = self._first
-            text = self.decode(logits)
+            text, wanted = self.decode(logits), "".join(self.class_names[i] for i in target)
             where = "test" if stage == "test" else f"epoch {self.current_epoch + 1}"
-            log.info(
-                "%s prediction: %s (target %s)", where, text, "".join(self.class_names[i] for i in target)
-            )
+            log.info("%s prediction: %s (target %s)", where, text, wanted)
             self.add_text(f"{stage}/prediction", text)
+            if stage == "val":
+                self._prediction = (text, wanted)
+                if text == wanted and self._first_right is None:
+                    self._first_right = self.current_epoch + 1
         if not self.figure_due(stage):
             return
         from rnnlab.tasks.figures import probability_curve

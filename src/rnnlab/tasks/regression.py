@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 from torchmetrics.regression import MeanSquaredError
 
 from rnnlab.tasks.base import Task
+from rnnlab.tasks.lesson_fit import LessonFit
 
 
-class RegressionTask(Task):
+class RegressionTask(LessonFit, Task):
     """Minimises the squared error; `loss_reduction=sum` is the course's `MSELoss(reduction="sum")`.
 
     The reported MSE (and the logged loss) is always the mean. A 1-in, 1-out linear network also
@@ -24,28 +23,8 @@ class RegressionTask(Task):
     kind: ClassVar[str] = "regression"
     metric: ClassVar[str] = "mse"
 
-    def __init__(
-        self,
-        network: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None = None,
-        network_config: dict | None = None,
-        gradient_clip_val: float | None = None,
-        loss_reduction: str = "mean",
-        figure_every_n_epochs: int = 1,
-    ) -> None:
-        super().__init__(
-            network,
-            optimizer,
-            scheduler,
-            network_config,
-            gradient_clip_val,
-            loss_reduction=loss_reduction,
-            figure_every_n_epochs=figure_every_n_epochs,
-        )
-        self.save_hyperparameters(
-            ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.add_stage_metrics(lambda stage: {"mse": MeanSquaredError()})
 
     def loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rnnlab.contract import StreamInputs
 from rnnlab.errors import UserError
 from rnnlab.tasks.base import Task
 
@@ -22,34 +23,45 @@ class SequenceTask(Task):
 
     Each batch of T steps is cut into pieces of `tbptt_steps` (default: the whole batch), and every
     piece gets its own backward pass and optimiser step, with the state detached between pieces
-    (Lightning's documented pattern for truncated BPTT since 2.0). When `carry_state` is true (the
-    data's batches continue each other, e.g. sequential partitioning) the state also carries from
-    batch to batch, and starts from zero at every epoch; otherwise every batch starts from zero.
-    Validation and test read their streams with a state of their own.
+    (Lightning's documented pattern for truncated BPTT since 2.0, which needs manual optimisation).
+    When the data's batches continue each other (`inputs.carry_state`, e.g. sequential
+    partitioning) the state also carries from batch to batch, and starts from zero at every epoch;
+    otherwise every batch starts from zero. Validation and test read their streams with a state of
+    their own.
 
     Subclasses give the loss and the metric bookkeeping.
     """
 
-    def __init__(self, *args: Any, tbptt_steps: int | None = None, carry_state: bool = True, **kwargs: Any):
+    takes: ClassVar[type[StreamInputs]] = StreamInputs
+
+    def __init__(self, *args: Any, tbptt_steps: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        num_steps = self.inputs.num_steps
         if tbptt_steps is not None and tbptt_steps < 1:
             raise UserError(f"task.tbptt_steps={tbptt_steps} must be at least 1 (or null for whole batches)")
-        self.tbptt_steps, self.carry_state = tbptt_steps, carry_state
+        if tbptt_steps is not None and tbptt_steps > num_steps:
+            raise UserError(
+                f"task.tbptt_steps={tbptt_steps} is longer than a training sequence "
+                f"(data.num_steps={num_steps}); use at most {num_steps}"
+            )
+        self.automatic_optimization = False
+        self.tbptt_steps, self.carry_state = tbptt_steps, self.inputs.carry_state
         self.train_state: Any = None
         self.eval_state: Any = None
 
-    def setup(self, stage: str) -> None:
-        num_steps = getattr(self.trainer.datamodule, "num_steps", None)
-        tbptt = self.tbptt_steps
-        if stage == "fit" and tbptt is not None and num_steps is not None and tbptt > num_steps:
-            raise UserError(
-                f"task.tbptt_steps={tbptt} is longer than a training sequence (data.num_steps={num_steps}); "
-                f"use at most {num_steps}"
-            )
+    def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return batch[1].numel()  # every step of every row is a prediction
 
     def on_train_epoch_start(self) -> None:
-        super().on_train_epoch_start()
         self.train_state = None
+
+    def optimise(self, loss: torch.Tensor) -> None:
+        """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.configure_gradient_clipping(optimizer)
+        optimizer.step()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
@@ -58,18 +70,27 @@ class SequenceTask(Task):
         for x, y in zip(inputs.split(piece, dim=1), targets.split(piece, dim=1), strict=True):
             outputs, state = self.network(x, state)
             loss = self.loss(outputs, y)
-            self.optimise(loss, batch_idx)
+            self.optimise(loss)
             state = detach(state)
             loss = loss.detach()
             self.update_metrics("train", outputs.detach(), y, loss)
         self.train_state = state
-        self.count(targets.numel())
         if self.logs_this_step():
             self.log_dict(self.step_metrics(loss), prog_bar=True)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        # Manual optimisation: Lightning leaves the schedulers to the task.
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            val = self.trainer.callback_metrics.get(f"val/{self.metric}")
+            if val is not None:
+                scheduler.step(val)
+        elif scheduler is not None:
+            scheduler.step()
+
     def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
         self.eval_state = None
 
     def on_test_epoch_start(self) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 from torchmetrics.regression import MeanSquaredError
 
@@ -25,30 +23,8 @@ class SequenceRegressionTask(SequenceTask):
     metric: ClassVar[str] = "mse"
     throughput_unit: ClassVar[str] = "points"
 
-    def __init__(
-        self,
-        network: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None = None,
-        network_config: dict | None = None,
-        tbptt_steps: int | None = None,
-        gradient_clip_val: float | None = None,
-        carry_state: bool = True,
-        figure_every_n_epochs: int = 1,
-    ) -> None:
-        super().__init__(
-            network,
-            optimizer,
-            scheduler,
-            network_config,
-            gradient_clip_val,
-            figure_every_n_epochs=figure_every_n_epochs,
-            tbptt_steps=tbptt_steps,
-            carry_state=carry_state,
-        )
-        self.save_hyperparameters(
-            ignore=["network", "optimizer", "scheduler", "network_config"], logger=False
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.add_stage_metrics(lambda stage: {"mse": MeanSquaredError()})
         self._window: tuple[torch.Tensor, ...] | None = None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.lessons.diabetes import DiabetesData, read_diabetes_csv
 from rnnlab.errors import UserError
 
@@ -89,10 +89,7 @@ def test_kaggle_header_labels_come_from_outcome_and_auto_rescales(tmp_path: Path
     features = torch.cat([data.splits[s][0] for s in ("train", "val", "test")])
     assert torch.allclose(features.min(0).values, torch.tensor(-1.0))
     assert torch.allclose(features.max(0).values, torch.tensor(1.0))
-    assert data.task_inputs() == {
-        "class_names": ["no diabetes", "diabetes"],
-        "binary": True,
-    }  # Outcome 1 = diabetes
+    assert data.task_inputs() == ClassInputs(("no diabetes", "diabetes"), binary=True)  # Outcome 1 = diabetes
 
 
 def test_rescale_modes(tmp_path: Path):
@@ -200,7 +197,7 @@ def test_sizes_batches_and_class_names_of_the_course_layout(tmp_path: Path):
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == (8, 8) and y.shape == (8,) and x.dtype == y.dtype == torch.float32
     # The course's headerless file has label 1 = no diabetes (the complement of Outcome).
-    assert data.task_inputs() == {"class_names": ["diabetes", "no diabetes"], "binary": True}
+    assert data.task_inputs() == ClassInputs(("diabetes", "no diabetes"), binary=True)
 
     five = DiabetesData(path=str(write(tmp_path / "five.csv", csv_text(scaled_rows(20, features=5)))))
     five.setup()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.files.idx import read_idx, write_idx
 from rnnlab.data.lessons import mnist
 from rnnlab.data.lessons.mnist import FILES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, MNISTData
@@ -44,7 +44,7 @@ def test_splits_shapes_and_normalisation(files: Path):
     torch.testing.assert_close(val_x[5].mean().item(), expected.mean().item(), rtol=0, atol=1e-5)
     torch.testing.assert_close(val_x[5].std().item(), expected.std().item(), rtol=0, atol=1e-5)
     assert data.network_sizes() == {"input_size": [1, 28, 28], "output_size": 10}
-    assert data.task_inputs() == {"class_names": [str(d) for d in range(10)]}
+    assert data.task_inputs() == ClassInputs(tuple(str(d) for d in range(10)))
     assert data.input_kind is InputKind.IMAGES
     images, labels = next(iter(data.train_dataloader()))
     assert images.shape == (8, 1, 28, 28) and labels.shape == (8,)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from rnnlab.contract import ClassInputs, TaskInputs
 from rnnlab.data.lessons.hello import HelloData
 from rnnlab.data.lessons.points import PointsData
 from rnnlab.data.lessons.synthetic import SyntheticSequenceData
@@ -38,7 +39,7 @@ def test_hello_is_one_sequence_over_the_sorted_alphabet():
     x, y = data.splits["train"]
     assert data.alphabet == ["e", "h", "l", "o"]
     assert x.tolist() == [[1, 0, 2, 2, 3]] and y.tolist() == [[3, 1, 2, 3, 2]]
-    assert data.task_inputs() == {"class_names": ["e", "h", "l", "o"], "label_per_step": True}
+    assert data.task_inputs() == ClassInputs(("e", "h", "l", "o"), label_per_step=True)
     with pytest.raises(UserError, match="must be non-empty and of the same length"):
         HelloData(source="hello", target="ohl")
 
@@ -49,7 +50,7 @@ def test_the_course_points_are_one_full_batch_validated_on_x_4():
     ((x, y),) = list(data.train_dataloader())
     assert sorted(x.flatten().tolist()) == [1.0, 2.0, 3.0] and torch.equal(y, 2 * x)  # all three, shuffled
     assert data.splits["test"][0].tolist() == [[4.0]]
-    assert data.task_inputs() == {}
+    assert data.task_inputs() == TaskInputs() and data.hands_over is TaskInputs
 
 
 def test_the_noisy_line_is_drawn_around_y_5x_plus_30():
@@ -65,7 +66,7 @@ def test_the_noisy_line_is_drawn_around_y_5x_plus_30():
 def test_class_points_need_class_indices():
     data = PointsData(x=[1, 2, 3], y=[0, 0, 1], classes=["fail", "pass"])
     data.setup()
-    assert data.task_inputs() == {"class_names": ["fail", "pass"], "binary": True}
+    assert data.task_inputs() == ClassInputs(("fail", "pass"), binary=True) and data.hands_over is ClassInputs
     assert data.network_sizes() == {"input_size": 1, "output_size": 1}
     bad = PointsData(x=[1, 2], y=[0, 2], classes=["fail", "pass"])
     with pytest.raises(UserError, match="class indices 0..1"):

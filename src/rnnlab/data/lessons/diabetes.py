@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.files.download import DataFile, read_content
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.data.splits import check_fractions, cut
@@ -152,6 +152,7 @@ class DiabetesData(InMemoryData):
     """
 
     input_kind = InputKind.FEATURES
+    hands_over = ClassInputs
 
     def __init__(
         self,
@@ -209,7 +210,7 @@ class DiabetesData(InMemoryData):
         assert self.splits, "call setup() first"
         return {"input_size": self.splits["train"][0].shape[1], "output_size": 1}
 
-    def task_inputs(self) -> dict[str, Any]:
+    def task_inputs(self) -> ClassInputs:
         """The class names, index = label (they depend on the file's layout; see the module docstring)."""
         assert self.splits, "call setup() first"
-        return {"class_names": list(self.class_names), "binary": True}
+        return ClassInputs(tuple(self.class_names), binary=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.errors import UserError
 
@@ -20,6 +18,7 @@ class HelloData(InMemoryData):
     """
 
     input_kind = InputKind.TOKENS
+    hands_over = ClassInputs
 
     def __init__(self, source: str = "hello", target: str = "ohlol", seed: int = 0) -> None:
         super().__init__(batch_size=1, seed=seed)
@@ -40,5 +39,5 @@ class HelloData(InMemoryData):
     def network_sizes(self) -> dict[str, int]:
         return {"input_size": len(self.alphabet), "output_size": len(self.alphabet)}
 
-    def task_inputs(self) -> dict[str, Any]:
-        return {"class_names": self.alphabet, "label_per_step": True}
+    def task_inputs(self) -> ClassInputs:
+        return ClassInputs(tuple(self.alphabet), label_per_step=True)

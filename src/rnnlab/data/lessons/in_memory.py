@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import InputKind, TaskInputs
 from rnnlab.errors import UserError
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets), first dimension = examples
@@ -24,6 +24,7 @@ class InMemoryData(L.LightningDataModule):
     """
 
     input_kind: InputKind
+    hands_over: type[TaskInputs] = TaskInputs
 
     def __init__(self, batch_size: int, eval_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
@@ -51,9 +52,9 @@ class InMemoryData(L.LightningDataModule):
         """Keyword arguments that size the network for this data (`input_size`, `output_size`)."""
         raise NotImplementedError
 
-    def task_inputs(self) -> dict[str, Any]:
-        """Keyword arguments the task needs from the data (e.g. class names)."""
-        return {}
+    def task_inputs(self) -> TaskInputs:
+        """What the task needs from the data (e.g. class names), as the `hands_over` class."""
+        return TaskInputs()
 
     # -- batches --------------------------------------------------------------------------------
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.files.download import fetch_verified, file_digest
 from rnnlab.data.files.idx import read_idx
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
@@ -40,6 +40,7 @@ class MNISTData(InMemoryData):
     """
 
     input_kind = InputKind.IMAGES
+    hands_over = ClassInputs
 
     def __init__(
         self,
@@ -162,8 +163,8 @@ class MNISTData(InMemoryData):
         self.setup()
         return {"input_size": list(self.splits["train"][0].shape[1:]), "output_size": NUM_CLASSES}
 
-    def task_inputs(self) -> dict[str, Any]:
-        return {"class_names": [str(digit) for digit in range(NUM_CLASSES)]}
+    def task_inputs(self) -> ClassInputs:
+        return ClassInputs(tuple(str(digit) for digit in range(NUM_CLASSES)))
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind, TaskInputs
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.errors import UserError
 
@@ -91,7 +91,12 @@ class PointsData(InMemoryData):
             "output_size": 1 if self.classes is None or len(self.classes) == 2 else len(self.classes),
         }
 
-    def task_inputs(self) -> dict[str, Any]:
+    @property
+    def hands_over(self) -> type[TaskInputs]:
+        """Class names for the logistic lesson (`classes`), nothing for the linear one."""
+        return TaskInputs if self.classes is None else ClassInputs
+
+    def task_inputs(self) -> TaskInputs:
         if self.classes is None:
-            return {}
-        return {"class_names": self.classes, "binary": len(self.classes) == 2}
+            return TaskInputs()
+        return ClassInputs(tuple(self.classes), binary=len(self.classes) == 2)

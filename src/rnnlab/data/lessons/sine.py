@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import InputKind, StreamInputs
 from rnnlab.data.streams import SequentialPartition, shard_of, window_loader
 from rnnlab.errors import UserError
 
@@ -24,6 +23,7 @@ class SineData(L.LightningDataModule):
     """
 
     input_kind = InputKind.SEQUENCES
+    hands_over = StreamInputs
 
     def __init__(
         self,
@@ -32,7 +32,6 @@ class SineData(L.LightningDataModule):
         train_windows: int = 75,
         val_windows: int = 10,
         test_windows: int = 10,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         for name in ("num_steps", "batch_size", "train_windows", "val_windows", "test_windows"):
@@ -44,19 +43,15 @@ class SineData(L.LightningDataModule):
                     f"data.{name}={locals()[name]} must be a multiple of data.batch_size={batch_size} "
                     "(each batch row reads its own stretch of the curve)"
                 )
-        self.num_steps, self.batch_size, self.seed = num_steps, batch_size, seed
+        self.num_steps, self.batch_size = num_steps, batch_size
         self.windows = {"train": train_windows, "val": val_windows, "test": test_windows}
         self.curves: dict[str, torch.Tensor] = {}
-
-    @property
-    def carries_state(self) -> bool:
-        return True
 
     def network_sizes(self) -> dict[str, int]:
         return {"input_size": 1, "output_size": 1}
 
-    def task_inputs(self) -> dict[str, Any]:
-        return {"carry_state": True}
+    def task_inputs(self) -> StreamInputs:
+        return StreamInputs(num_steps=self.num_steps, carry_state=True)
 
     def setup(self, stage: str | None = None) -> None:
         if self.curves:

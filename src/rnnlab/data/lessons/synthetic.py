@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import ClassInputs, InputKind
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.errors import UserError
 
@@ -20,6 +18,7 @@ class SyntheticSequenceData(InMemoryData):
     """
 
     input_kind = InputKind.SEQUENCES
+    hands_over = ClassInputs
 
     def __init__(
         self,
@@ -68,5 +67,5 @@ class SyntheticSequenceData(InMemoryData):
     def network_sizes(self) -> dict[str, int]:
         return {"input_size": self.num_features, "output_size": self.num_classes}
 
-    def task_inputs(self) -> dict[str, Any]:
-        return {"class_names": [str(k) for k in range(self.num_classes)]}
+    def task_inputs(self) -> ClassInputs:
+        return ClassInputs(tuple(str(k) for k in range(self.num_classes)))

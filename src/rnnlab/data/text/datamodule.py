@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from rnnlab.contract import InputKind
+from rnnlab.contract import InputKind, TextInputs
 from rnnlab.data.files.download import DataFile
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
@@ -40,6 +39,7 @@ class LanguageModelData(L.LightningDataModule):
     """
 
     input_kind = InputKind.TOKENS
+    hands_over = TextInputs
 
     def __init__(
         self,
@@ -98,8 +98,9 @@ class LanguageModelData(L.LightningDataModule):
         """One-hot (or embedded) tokens in, a score per vocabulary entry out."""
         return {"input_size": self.vocab_size, "output_size": self.vocab_size}
 
-    def task_inputs(self) -> dict[str, Any]:
-        return {"vocab": self.vocab, "carry_state": self.carries_state}
+    def task_inputs(self) -> TextInputs:
+        assert self.vocab is not None, "call setup() first"
+        return TextInputs(num_steps=self.num_steps, carry_state=self.carries_state, vocab=self.vocab)
 
     @property
     def carries_state(self) -> bool:

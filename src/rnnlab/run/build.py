@@ -1,0 +1,85 @@
+"""`build(cfg)`: the datamodule, the network sized by its data, the task and the trainer, from a config.
+
+Public so that the benchmarks and tests assemble exactly what a run trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.callbacks.checkpoint_info import NetworkInCheckpoint
+from rnnlab.callbacks.throughput import Throughput
+from rnnlab.errors import UserError
+from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
+
+
+def create(config: Any, **kwargs: Any) -> Any:
+    """Hydra's `instantiate`, but a `UserError` raised by the constructor reaches the user as one line."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
+def create_task(cfg: DictConfig, network: Any, inputs: Any) -> L.LightningModule:
+    """The task, given the network and what the data hands over (`rnnlab.contract`)."""
+    # Built through a partial so that Hydra leaves the network and the inputs alone.
+    factory = create(cfg.task, _partial_=True)
+    return factory(
+        network=network,
+        inputs=inputs,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+
+
+def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
+    """The configured callbacks; a checkpoint callback without a `monitor` follows the task's metric."""
+    callbacks = []
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback.get("_target_", "").endswith("ModelCheckpoint") and callback.get("monitor") is None:
+            name = task.metric
+            callback = OmegaConf.merge(
+                callback,
+                {
+                    "monitor": f"val/{name}",
+                    "mode": task.metric_mode,
+                    "filename": callback.get("filename")
+                    or f"best-epoch{{epoch:03d}}-val_{name}{{val/{name}:.4g}}",
+                },
+            )
+        callbacks.append(create(callback))
+    return callbacks
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate the datamodule, then the network sized by its data, the task and the trainer.
+
+    The trainer always gets a `Throughput` clock (the run reports its rate) and a
+    `NetworkInCheckpoint` (checkpoints rebuild their network without the data).
+    """
+    check_arguments(cfg)
+    check_model_fits_data(cfg)
+    datamodule = create(cfg.data)
+    check_task_fits_data(cfg, datamodule)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    sizes = datamodule.network_sizes()
+    network = create(cfg.model, **sizes)
+    task = create_task(cfg, network, datamodule.task_inputs())
+    network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
+    callbacks = [*create_callbacks(cfg, task), Throughput(), NetworkInCheckpoint(network_config)]
+    loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
+    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, task, trainer
+
+
+def throughput_of(trainer: L.Trainer) -> Throughput | None:
+    return next((c for c in trainer.callbacks if isinstance(c, Throughput)), None)

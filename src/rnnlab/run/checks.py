@@ -1,0 +1,143 @@
+"""Pre-flight checks: settings, and model / data / task pairs that cannot work, refused in one line
+before anything is built or downloaded."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from rnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CHECKED_GROUPS = ("data", "model", "task", "optimizer", "scheduler")
+
+
+def choice(cfg: DictConfig, group: str) -> str:
+    """How the user named a group's config (`model=lstm`), for messages; the class name without Hydra."""
+    if HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get(group)
+        if name:
+            return str(name)
+    return str(cfg[group].get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def options_fitting(group: str, fits: Callable[[type], bool]) -> list[str]:
+    """The configs of `group` whose `_target_` class `fits`, by name (empty without Hydra's config path)."""
+    from hydra import compose
+
+    hydra = GlobalHydra.instance()
+    if not hydra.is_initialized():
+        return []
+    names = [name for name in hydra.config_loader().get_group_options(group) if not name.startswith("_")]
+    # A group's config composes under the group's name (`model: {...}`).
+    return [name for name in sorted(names) if fits(get_class(compose(f"{group}/{name}")[group]._target_))]
+
+
+def accepted_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments a class takes, along its chain of `**kwargs` constructors (None: any)."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return accepted - {"self"}
+    return None
+
+
+def check_arguments(cfg: DictConfig) -> None:
+    """Every setting of a group must be one its class takes (a key meant for other data, a typo)."""
+    for group in CHECKED_GROUPS:
+        settings = cfg.get(group)
+        if not settings or "_target_" not in settings:
+            continue
+        accepted = accepted_arguments(get_class(settings._target_))
+        if accepted is None:
+            continue
+        unknown = sorted(k for k in settings if not k.startswith("_") and k not in accepted)
+        if unknown:
+            name = choice(cfg, group)
+            raise UserError(
+                f"{group}={name} does not take {', '.join(unknown)} (set on the command line, or by an "
+                f"experiment or debug config meant for another {group}); remove it with ~{group}.{unknown[0]}"
+            )
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Settings that would only fail deep inside Lightning or torch (`build` checks the rest)."""
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and lr <= 0:
+        raise UserError(f"optimizer.lr={lr} must be positive")
+    strategy = str(cfg.trainer.get("strategy", ""))
+    relaunches_script = strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")
+    if relaunches_script and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise UserError(
+            "trainer=ddp cannot run inside a -m sweep (each process would re-run the whole sweep); "
+            "use trainer=ddp_spawn, or a launcher such as hydra/launcher=submitit_slurm"
+        )
+    epochs = cfg.trainer.get("max_epochs")
+    if epochs is not None and epochs < 1 and epochs != -1:
+        raise UserError(f"trainer.max_epochs={epochs} must be at least 1 (or -1 with trainer.max_steps)")
+
+
+def check_model_fits_data(cfg: DictConfig) -> None:
+    """A network that cannot read the data's batches (`accepts` against the data's `input_kind`)."""
+    accepts = getattr(get_class(cfg.model._target_), "accepts", None)
+    gives = getattr(get_class(cfg.data._target_), "input_kind", None)
+    if accepts is None or gives is None or gives in accepts:
+        return
+    model, data = choice(cfg, "model"), choice(cfg, "data")
+    takes = " or ".join(kind.value for kind in sorted(accepts))
+    fitting = options_fitting("model", lambda cls: gives in getattr(cls, "accepts", ()))
+    raise UserError(
+        f"model={model} takes {takes}, but data={data} gives {gives.value}"
+        + (f"; with data={data} use model={'|'.join(fitting)}" if fitting else "")
+    )
+
+
+def check_task_fits_data(cfg: DictConfig, datamodule: Any) -> None:
+    """A task that does not take what the datamodule hands over (`rnnlab.contract`)."""
+    hands_over = datamodule.hands_over
+    if get_class(cfg.task._target_).takes is hands_over:
+        return
+    task, data = choice(cfg, "task"), choice(cfg, "data")
+    fitting = options_fitting("task", lambda cls: getattr(cls, "takes", None) is hands_over)
+    raise UserError(
+        f"task={task} does not fit data={data} (the data hands over {hands_over.__name__})"
+        + (f"; with data={data} use task={'|'.join(fitting)}, or leave task unset" if fitting else "")
+    )
+
+
+def resolve_checkpoint(cfg: DictConfig) -> str | None:
+    """`ckpt_path`: a file, or `last`: the newest last/interrupted checkpoint of earlier runs."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        root = Path(cfg.paths.output_root)
+        run_dir = Path(cfg.paths.output_dir).resolve()
+        candidates = [
+            path
+            for name in ("last.ckpt", "interrupted.ckpt")
+            for path in root.glob(f"**/checkpoints/{name}")
+            if run_dir not in path.resolve().parents
+        ]
+        if not candidates:
+            raise UserError(f"ckpt_path=last: no checkpoints/last.ckpt under {root}; give a checkpoint path")
+        newest = max(candidates, key=lambda path: path.stat().st_mtime)
+        log.info("ckpt_path=last: resuming from %s", newest)
+        return str(newest)
+    if not Path(ckpt_path).is_file():
+        raise UserError(f"ckpt_path={ckpt_path} is not a file; give the path of a .ckpt to resume from")
+    return ckpt_path

@@ -1,0 +1,37 @@
+"""What the console shows: the libraries' noise that says nothing about a run, filtered in one place."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+_TIP = "💡 Tip"
+
+WARNINGS_TO_IGNORE = (
+    # Batches are windows of an in-memory tensor, so loader workers would only add start-up cost.
+    ".*does not have many workers.*",
+    # Small sets have fewer batches per epoch than the logging interval; the steps are logged all the same.
+    ".*smaller than the logging interval.*",
+    # Raised from inside Lightning 2.6 on torch >= 2.10; nothing a user can act on.
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    # matplotlib on numpy 2 about torch's __array__, when a confusion matrix is drawn.
+    ".*__array__ implementation doesn't accept a copy keyword.*",
+)
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_TIP)
+
+
+def quiet_libraries() -> None:
+    """Filter what Lightning, TensorBoard and matplotlib print on every run; safe to call again."""
+    # `import lightning` gives the "lightning" logger a console handler of its own, on top of the root
+    # handlers Hydra sets up (console and the run's log file): without this every line prints twice.
+    logging.getLogger("lightning").handlers.clear()
+    # ...and it advertises a cloud service on every run.
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_an_advert not in rank_zero.filters:
+        rank_zero.addFilter(_not_an_advert)
+    for message in WARNINGS_TO_IGNORE:
+        warnings.filterwarnings("ignore", message)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="tensorboard.*")
