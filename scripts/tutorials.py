@@ -5,14 +5,13 @@
     python scripts/tutorials.py hello_rnn linear_course --out outputs/tutorials
 
 Each experiment runs as `python scripts/train.py experiment=NAME` in its own run directory under
---out; the table is read back from the runs' metrics.json and logs.
+--out; the table is read back from the runs' metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -56,12 +55,9 @@ def summary(run_dir: Path) -> str:
         parts.append(f"test AUROC {metrics['test_auroc']:.3f}")
     if "weight" in metrics:
         parts.append(f"w = {metrics['weight']:.4f}, b = {metrics['bias']:.4f}")
-    console = (run_dir / "train.log").read_text()
-    predictions = re.findall(r"epoch (\d+) prediction: (\S+)", console)
-    if predictions:
-        target = re.search(r"\(target (\S+)\)", console).group(1)
-        first = next((epoch for epoch, text in predictions if text == target), None)
-        parts.append(f'"{predictions[-1][1]}" at the end' + (f", first at epoch {first}" if first else ""))
+    if "prediction" in metrics:  # the hello lessons: the decoded prediction of the last validation
+        first = metrics["prediction_first_right_epoch"]
+        parts.append(f'"{metrics["prediction"]}" at the end' + (f", first at epoch {first}" if first else ""))
     return "; ".join(parts)
 
 

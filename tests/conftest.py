@@ -10,6 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab.run.console import WARNINGS_TO_IGNORE
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The warnings a run filters (`rnnlab.run.console`), filtered in tests too: one list for both."""
+    for message in WARNINGS_TO_IGNORE:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}")
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:tensorboard.*")
+
 # A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
 PANGRAM = "the quick brown fox jumps over the lazy dog "
 

@@ -13,7 +13,7 @@ from rnnlab.run.build import build, create
 from rnnlab.run.checks import check_model_fits_data
 from tests.project import CONF_DIR
 
-MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
 
 

@@ -19,6 +19,8 @@ import torch
 from tests.project import ROOT
 from tests.scripts.test_train import run_dirs
 
+pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+
 
 class StreamCheck(L.Callback):
     """Fails the run if a process's row i of batch t+1 does not continue its row i of batch t."""

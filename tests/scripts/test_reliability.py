@@ -14,6 +14,8 @@ import pytest
 from tests.project import ROOT
 from tests.scripts.test_train import TINY, run
 
+pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+
 DETERMINISTIC = ["trainer.deterministic=true", "seed=3"]
 
 

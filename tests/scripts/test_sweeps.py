@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import write_repetitive_corpus
 from tests.scripts.test_train import TINY, run, run_dirs
 
+pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+
 COMMON = "data.batch_size=4,data.max_tokens=4000,data.num_steps=10,data=text,model.hidden_size=16"
 JOBS = {cell: f"{COMMON},model={cell},trainer.max_epochs=2" for cell in ("gru", "rnn")}
 

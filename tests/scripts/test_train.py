@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.project import ROOT
+
+pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
 

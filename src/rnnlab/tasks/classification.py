@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -156,9 +155,7 @@ class ClassificationTask(LessonFit, Task):
 
         if self._confusion is not None:
             matrix = MulticlassConfusionMatrix(len(self.class_names))
-            with warnings.catch_warnings():  # matplotlib on numpy 2 about torch's __array__; harmless
-                warnings.simplefilter("ignore", DeprecationWarning)
-                figure, _ = matrix.plot(val=self._confusion.cpu(), labels=self.class_names)
+            figure, _ = matrix.plot(val=self._confusion.cpu(), labels=self.class_names)
             self.add_figure(f"{stage}/confusion_matrix", figure)
         points = self.remembered_points()
         if self.binary and points is not None:

@@ -37,6 +37,8 @@ class SequenceTask(Task):
     def __init__(self, *args: Any, tbptt_steps: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         num_steps = self.inputs.num_steps
+        if self.loss_reduction != "mean":
+            raise UserError("task.loss_reduction=sum is for tasks on independent examples; streams use mean")
         if tbptt_steps is not None and tbptt_steps < 1:
             raise UserError(f"task.tbptt_steps={tbptt_steps} must be at least 1 (or null for whole batches)")
         if tbptt_steps is not None and tbptt_steps > num_steps:
