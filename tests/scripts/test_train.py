@@ -61,3 +61,20 @@ def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir):
 def test_generate_refuses_a_missing_checkpoint(workdir):
     result = run("generate.py", "ckpt=nowhere.ckpt", cwd=workdir)
     assert result.returncode == 2 and "ckpt=nowhere.ckpt is not a file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.hidden_size=16", "trainer.limit_train_batches=3"],  # the headline: The Time Machine
+        ["experiment=diabetes_mlp"],
+    ],
+)
+def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(workdir, overrides):
+    quick = ["trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+    result = run("train.py", *overrides, *quick, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the copy shipped with rnnlab" in result.stderr + result.stdout
+    assert not (workdir / "no-data-here").exists()  # nothing downloaded, nothing written there
+    (run_dir,) = run_dirs(workdir / "outputs")
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.data.files.download import fetch_verified
+from rnnlab.data.files.download import BUNDLED, DataFile, fetch_verified
 from rnnlab.errors import UserError
 
 CONTENT = b"the time machine\n" * 100
@@ -47,3 +47,45 @@ def test_server_gone(tmp_path: Path):
     with pytest.raises(UserError, match=f"could not download http://127.0.0.1:{port}/corpus.txt"):
         fetch_verified(f"http://127.0.0.1:{port}/corpus.txt", dest, SHA1, timeout=5)
     assert not dest.exists()
+
+
+# The data configs that may use a copy shipped inside the package, with the file each names.
+SHIPPED = {"timemachine": "timemachine.txt", "diabetes": "diabetes.csv.gz"}
+
+
+def data_file(name: str, data_dir: Path, **changes) -> DataFile:
+    from tests.test_configs import compose_train
+
+    cfg = compose_train(f"data={name}").data
+    content = name == "diabetes"  # its checksum is that of the uncompressed CSV
+    settings = {
+        "path": None,
+        "data_dir": str(data_dir),
+        "filename": cfg.filename,
+        "url": None,
+        "sha1": cfg.sha1,
+    }
+    return DataFile(**{**settings, **changes}, content=content)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_shipped_copies_are_the_files_the_data_configs_verify(name, tmp_path: Path):
+    shipped = data_file(name, tmp_path).bundled
+    assert shipped == BUNDLED / SHIPPED[name] and shipped.stat().st_size > 10_000
+    assert data_file(name, tmp_path, sha1="0" * 40).bundled is None  # another file of that name: not used
+
+
+def test_the_shipped_copy_comes_after_data_path_and_the_data_directory(tmp_path: Path):
+    empty = tmp_path / "empty"
+    offline = data_file("timemachine", empty, url="http://127.0.0.1:9/timemachine.txt")
+    offline.prepare()  # no download tried: the shipped copy is used, and nothing is written
+    assert offline.source() == BUNDLED / "timemachine.txt" and not empty.exists()
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "timemachine.txt").write_bytes((BUNDLED / "timemachine.txt").read_bytes())
+    assert data_file("timemachine", data_dir).source() == data_dir / "timemachine.txt"
+
+    own = tmp_path / "own.txt"
+    own.write_text("my corpus\n")
+    assert data_file("timemachine", data_dir, path=str(own)).source() == own

@@ -52,11 +52,16 @@ def file_digest(path: str | Path, algorithm: str = "sha1", content: bool = False
     return digest.hexdigest()
 
 
+# Small public files shipped inside the package (see its README), for use with no network.
+BUNDLED = Path(__file__).resolve().parent.parent / "bundled"
+
+
 @dataclass(frozen=True)
 class DataFile:
-    """Where a one-file dataset comes from, in order: `path`; else `filename` in `data_dir`; else a
-    download of `url` into `data_dir`, verified against `sha1` (of the decompressed `content`, if set)
-    before it is used. A data-directory copy is checked against `sha1` too.
+    """Where a one-file dataset comes from, in order: `path`; else `filename` in `data_dir`; else the
+    copy shipped with rnnlab, if it is this file (same `sha1`); else a download of `url` into
+    `data_dir`, verified against `sha1` (of the decompressed `content`, if set) before it is used.
+    A data-directory copy is checked against `sha1` too.
     """
 
     path: str | None
@@ -70,6 +75,16 @@ class DataFile:
     def cached(self) -> Path:
         return Path(self.data_dir).expanduser() / (self.filename or "")
 
+    @property
+    def bundled(self) -> Path | None:
+        """The copy shipped inside the package, when there is one with the expected checksum."""
+        if not self.filename or not self.sha1:
+            return None
+        copy = BUNDLED / self.filename
+        if copy.is_file() and file_digest(copy, "sha1", self.content) == self.sha1:
+            return copy
+        return None
+
     def prepare(self) -> None:
         """Check the data-directory copy, or download one (rank 0 only, under Lightning)."""
         if self.path is not None:
@@ -81,6 +96,11 @@ class DataFile:
                     f"{cached} does not have the expected SHA-1 {self.sha1}; delete it to download it again, "
                     "or pass data.path=FILE to use it as it is"
                 )
+            return
+        if self.bundled is not None:
+            log.info(
+                "%s: the copy shipped with rnnlab (no data.path, none in %s)", self.filename, cached.parent
+            )
             return
         if self.url is None:
             return  # source() says where to put the file
@@ -94,6 +114,8 @@ class DataFile:
         if self.path is not None:
             return Path(self.path).expanduser()
         if not self.cached.exists():
+            if self.bundled is not None:
+                return self.bundled
             how = "call prepare_data() to download it" if self.url else "put the file there"
             raise UserError(f"{self.cached} does not exist; pass data.path=FILE or {how}")
         return self.cached
