@@ -15,6 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import rnnlab.sweeps.naming  # noqa: F401  (registers the resolver that names sweep folders)
+
 log = logging.getLogger("rnnlab")
 
 

@@ -19,8 +19,7 @@ from tests.scripts.test_train import TINY, run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
-COMMON = "data.batch_size=4,data.max_tokens=4000,data.num_steps=10,data=text,model.hidden_size=16"
-JOBS = {cell: f"{COMMON},model={cell},trainer.max_epochs=2" for cell in ("gru", "rnn")}
+JOBS = {cell: f"model={cell}" for cell in ("gru", "rnn")}  # named by what varies across the sweep
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +52,8 @@ def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
         assert list(job.glob("events.out.tfevents.*")) and (job / "checkpoints" / "last.ckpt").is_file()
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["tokens_per_s"] > 0
+        assert f"model={cell}" in metrics["overrides"] and "trainer.max_epochs=2" in metrics["overrides"]
+        assert "trainer.max_epochs=2" in (job / ".hydra" / "overrides.yaml").read_text()  # the full list
     assert not list(workdir.rglob("lightning_logs"))
 
 
@@ -125,7 +126,8 @@ def test_event_files_hold_the_hyperparameters_and_real_final_metrics(sweep):
             ("hp/test_ppl", "test_ppl"),
             ("hp/tokens_per_s", "tokens_per_s"),
         ):
-            assert events.Scalars(tag)[-1].value == pytest.approx(metrics[key], rel=1e-5)
+            (final,) = events.Scalars(tag)  # one point: the real value, no placeholder at step 0
+            assert final.value == pytest.approx(metrics[key], rel=1e-5) and final.step == metrics["steps"]
         content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
         assert hparams["model/cell"].string_value == cell and hparams["model/hidden_size"].number_value == 16
@@ -241,6 +243,8 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     }
     trials = [json.loads(p.read_text()) for p in results.parent.rglob("metrics.json")]
     assert len(trials) == 2 and best.best_value == pytest.approx(min(t["val_ppl"] for t in trials))
+    for trial in results.parent.rglob("metrics.json"):  # named by the search space, not the fixed settings
+        assert {item.split("=")[0] for item in trial.parent.name.split(",")} == set(best.best_params)
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,45 @@ class EpochLines:
         )
 
 
+class _BarSafeStream:
+    """A console stream whose writes go through `tqdm.write`, which lifts the bars off the screen,
+    prints the line, and redraws them: a log line never lands inside a bar's line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        tqdm.write(text, file=self.stream, end="")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class BarProgress(EpochLines, TQDMProgressBar):
-    """Lightning's TQDM bar, with the epoch lines."""
+    """Lightning's TQDM bar, with the epoch lines; epochs counted from 1, as the log lines count them.
+
+    While the trainer runs, the console's log handlers write through `tqdm.write`.
+    """
+
+    _redirected: list[tuple[logging.StreamHandler, TextIO]]
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._redirected = []
+        for handler in logging.getLogger().handlers:
+            console = type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+            if console:
+                self._redirected.append((handler, handler.setStream(_BarSafeStream(handler.stream))))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for handler, stream in getattr(self, "_redirected", []):
+            handler.setStream(stream)
+        self._redirected = []
+        super().teardown(trainer, pl_module, stage)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
 class LineProgress(EpochLines, ProgressBar):

@@ -13,6 +13,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams as tensorboard_hparams
 
 from rnnlab.atomic import write_text_atomically
 from rnnlab.run.build import throughput_of
@@ -38,13 +39,20 @@ def hparam_metrics(task: Any) -> tuple[str, ...]:
 
 
 def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, task: Any) -> None:
+    """The run's settings for every logger; TensorBoard's HPARAMS session also names the final metrics.
+
+    Lightning's `log_hyperparameters(params, metrics)` would also write each metric's placeholder as a
+    scalar at step 0 (a stray point on every hp/* chart), so the session is written here with the
+    metric names only; `log_final_metrics` writes their one real value at the end.
+    """
     hparams = run_hyperparameters(cfg)
+    names = {f"hp/{name}": math.nan for name in hparam_metrics(task)}
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            # Placeholders register the metrics in the HPARAMS tab; the real values follow at the end.
-            logger.log_hyperparams(hparams, {f"hp/{name}": math.nan for name in hparam_metrics(task)})
-        else:
-            logger.log_hyperparams(hparams)
+        logger.log_hyperparams(hparams)  # hparams.yaml; with no metrics, no HPARAMS session
+        if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
+            writer = logger.experiment.file_writer
+            for summary in tensorboard_hparams(hparams, names):  # experiment, session start, session end
+                writer.add_summary(summary)
 
 
 def log_final_metrics(trainer: L.Trainer, task: Any, metrics: dict[str, Any]) -> None:

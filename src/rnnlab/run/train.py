@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
@@ -29,12 +30,17 @@ from rnnlab.run.report import (
 )
 
 
+def job_overrides() -> list[str]:
+    """All of this run's command-line overrides (a sweep job's folder names only those that vary)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def train(cfg: DictConfig) -> float:
     """Run one experiment; return the best value of the monitored metric (what sweepers optimise)."""
     quiet_libraries()
     run_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
-    metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
+    metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "overrides": job_overrides()}
     try:
         check_settings(cfg)
         ckpt_path = resolve_checkpoint(cfg)

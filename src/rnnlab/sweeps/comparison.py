@@ -81,9 +81,10 @@ def load_run(run_dir: Path) -> Run:
 
 
 def names(runs: list[Run]) -> list[str]:
-    """Each run's overrides, less those that all runs share (the sweep's fixed settings)."""
+    """Each run's overrides, less those that all runs share (the sweep's fixed settings), sorted: for
+    the jobs of one sweep, the names of their folders and TensorBoard runs."""
     shared = set.intersection(*(set(run.overrides) for run in runs)) if len(runs) > 1 else set()
-    labels = [",".join(o for o in run.overrides if o not in shared) for run in runs]
+    labels = [",".join(sorted(o for o in run.overrides if o not in shared)) for run in runs]
     return [label or run.path.name for label, run in zip(labels, runs, strict=True)]
 
 
