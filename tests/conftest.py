@@ -19,6 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", f"ignore:{message}")
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:tensorboard.*")
 
+
 # A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
 PANGRAM = "the quick brown fox jumps over the lazy dog "
 

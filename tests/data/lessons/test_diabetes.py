@@ -161,10 +161,18 @@ def test_malformed_files_raise_one_line_user_errors(tmp_path: Path, content: byt
 
 
 def test_missing_file_says_where_to_put_it(tmp_path: Path):
-    data = DiabetesData(data_dir=str(tmp_path), url=None)
+    data = DiabetesData(data_dir=str(tmp_path), filename="mine.csv.gz", url=None)  # not the shipped file
     data.prepare_data()
-    with pytest.raises(UserError, match=f"{tmp_path / 'diabetes.csv.gz'} does not exist; pass data.path"):
+    with pytest.raises(UserError, match=f"{tmp_path / 'mine.csv.gz'} does not exist; pass data.path"):
         data.setup()
+
+
+def test_with_nothing_at_hand_the_copy_shipped_with_rnnlab_is_read(tmp_path: Path):
+    data = DiabetesData(data_dir=str(tmp_path / "empty"), url=None)
+    data.prepare_data()
+    data.setup()
+    assert sum(len(split[1]) for split in data.splits.values()) == 759  # the course's file
+    assert not (tmp_path / "empty").exists()
 
 
 # -- splits -------------------------------------------------------------------------------------------

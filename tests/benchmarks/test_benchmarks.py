@@ -1,0 +1,97 @@
+"""The benchmark scripts run end to end on a tiny corpus and print tables of positive numbers."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.project import ROOT
+
+pytestmark = pytest.mark.slow  # subprocesses that train: `pytest -m "not slow"` leaves them out
+
+TEXT = (
+    "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us"
+)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """About 20 KB of text named like the real corpus (its SHA-1 differs, so it is passed as data.path)."""
+    rng, words = random.Random(0), TEXT.split()
+    lines = [" ".join(rng.choices(words, k=12)) for _ in range(330)]
+    path = tmp_path / "data" / "timemachine.txt"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(script: str, corpus: Path, out: Path, *options: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
+    env["RNNLAB_DATA_DIR"] = str(corpus.parent)  # never read or download the real corpus
+    command = [sys.executable, f"benchmarks/{script}", *options, f"--data-path={corpus}", f"--out={out}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.read_text() in result.stdout  # the table printed is the table written
+    return out.read_text()
+
+
+def numbers(row: str) -> list[float]:
+    """The numeric cells of a Markdown table row (the first number of a cell like `2.51 (0.96 x import)`)."""
+    cells = row.strip("|").split("|")[1:]
+    return [float(m.group().replace(",", "")) for cell in cells if (m := re.match(r"\s*[\d,.]+", cell))]
+
+
+def row(table: str, first_cell: str) -> list[float]:
+    """The numbers of the first row that starts with this cell."""
+    return numbers(next(line for line in table.splitlines() if line.startswith(f"| {first_cell} |")))
+
+
+def test_throughput(corpus, tmp_path):
+    out = tmp_path / "throughput.md"
+    options = "--models rnn --steps 8 --warmup 2 --repeats 1 --pieces 2 --device cpu --batch-sizes 8,16"
+    table = run("throughput.py", corpus, out, *options.split())
+    rnn = row(table, "rnn")  # hidden, plain, rnnlab, ratio, pieces, ratio, bare ratio
+    assert rnn[0] == 256  # conf/model/rnn.yaml's size
+    assert len(rnn) == 7 and all(x > 0 for x in rnn)
+    assert "| rnn | 8 |" in table and "| rnn | 16 |" in table
+    assert all(numbers(line)[-1] > 0 for line in table.splitlines() if line.startswith("| rnn | "))
+    assert re.search(r"both hidden 512, plain loop: [\d,]+ vs [\d,]+ tokens/s", table)
+
+
+def test_startup(corpus, tmp_path):
+    table = run("startup.py", corpus, tmp_path / "startup.md", "--repeats", "1")
+    for first in (
+        "`train.py --cfg job`",
+        "`python -c 'import lightning'`",
+        "process start to first optimiser step",
+    ):
+        (seconds,) = row(table, first)[:1]
+        assert seconds > 0
+
+
+def test_memory(corpus, tmp_path):
+    table = run("memory.py", corpus, tmp_path / "memory.md", "--models", "rnn", "--steps", "3")
+    ours, plain, ratio = row(table, "rnn")
+    assert ours > 0 and plain > 0 and ratio > 0
+
+
+def test_plain_loop_never_imports_lightning_or_hydra(corpus):
+    command = [sys.executable, "-X", "importtime", "benchmarks/plain_loop.py", "--hidden-size=16"]
+    options = ["--batch-size=4", "--steps=4", "--warmup=1", f"--data-path={corpus}"]
+    result = subprocess.run([*command, *options], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tokens/s" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "torch" in imported
+    assert not {name.split(".")[0] for name in imported} & {
+        "lightning",
+        "pytorch_lightning",
+        "hydra",
+        "omegaconf",
+    }
