@@ -1,8 +1,10 @@
 import functools
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 
+from rnnlab.callbacks import throughput
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.models.recurrent import RecurrentNet
@@ -34,16 +36,25 @@ def test_times_the_steps_after_warm_up_and_stamps_the_first_step(repetitive_corp
 
 
 def test_validation_inside_an_epoch_pauses_the_clock(repetitive_corpus, monkeypatch):
-    """With validation twice per epoch, the seconds spent validating are not training seconds."""
+    """With validation twice per epoch, the time spent validating is not training time.
+
+    The clock reads a fake time that advances 1 s per training step and 100 s per validation batch.
+    """
     data, task = make_task(repetitive_corpus)
-    slow_validation = task.validation_step
+    fake = SimpleNamespace(now=0.0)
+    fake.perf_counter = fake.time = lambda: fake.now
+    monkeypatch.setattr(throughput, "time", fake)
+    train, validate = task.training_step, task.validation_step
+
+    def training_step(*args):
+        fake.now += 1
+        return train(*args)
 
     def validation_step(*args):
-        import time
+        fake.now += 100
+        return validate(*args)
 
-        time.sleep(0.05)
-        return slow_validation(*args)
-
+    monkeypatch.setattr(task, "training_step", training_step)
     monkeypatch.setattr(task, "validation_step", validation_step)
     clock = Throughput()
     trainer = L.Trainer(
@@ -57,4 +68,5 @@ def test_validation_inside_an_epoch_pauses_the_clock(repetitive_corpus, monkeypa
     )
     trainer.fit(task, datamodule=data)
     assert clock._items == 10 * 4 * 10  # every step counted, across the validation in between
-    assert clock._seconds < 0.2  # 2 validations x 4 batches x 0.05 s = 0.4 s were left out
+    assert clock._seconds == 10  # the 10 training seconds; the 800 validation seconds left out
+    assert clock.last_rate == 400 / 10
