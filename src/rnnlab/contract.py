@@ -43,6 +43,7 @@ class TextInputs(StreamInputs):
     """A tokenised corpus: the streams and their vocabulary."""
 
     vocab: Vocab
+    token_kind: str = "char"  # char | word | byte: char and byte models also report bits per token
 
 
 @dataclass(frozen=True)

@@ -62,4 +62,4 @@ def generate(
         logits, state = network(torch.tensor([[generated[-1]]], device=device), state)
         generated.append(next_token(logits[0, -1], temperature, top_k, generator))
     network.train(was_training)
-    return vocab.joiner.join([*tokens, vocab.decode(generated)])
+    return vocab.decode([*vocab.encode(tokens), *generated])

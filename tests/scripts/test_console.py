@@ -30,7 +30,7 @@ def run_in_terminal(*args: str, cwd, timeout: float = 300) -> tuple[int, list[st
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env.update(RNNLAB_DATA_DIR=str(cwd / "no-data-here"), TERM="xterm", COLUMNS=str(COLUMNS))
+    env.update(RNNLAB_DATA_DIR=str(cwd.parent / "no-data-here"), TERM="xterm", COLUMNS=str(COLUMNS))
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
         stdin=slave,

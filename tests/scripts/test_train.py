@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_siz
 
 def run(script: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env["RNNLAB_DATA_DIR"] = str(cwd / "no-data-here")  # never read or download a real corpus
+    # never read or download a real corpus; outside the cwd, which must hold nothing but outputs/
+    env["RNNLAB_DATA_DIR"] = str(cwd.parent / "no-data-here")
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), *args],
         cwd=cwd,
@@ -43,6 +45,8 @@ def test_fast_dev_run_writes_its_files_into_the_run_dir_and_nothing_else(workdir
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "train.log").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["val_ppl"] > 1 and metrics["test_ppl"] > 1
+    for split in ("val", "test"):  # bits per character next to perplexity
+        assert metrics[f"{split}_bpc"] == pytest.approx(math.log2(metrics[f"{split}_ppl"]), rel=1e-5)
     assert "done: best val ppl" in (run_dir / "train.log").read_text()
     assert "\r" not in result.stdout  # not a terminal: log lines, not bar frames
     assert not list(workdir.rglob("lightning_logs"))
@@ -75,6 +79,7 @@ def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(wo
     result = run("train.py", *overrides, *quick, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the copy shipped with rnnlab" in result.stderr + result.stdout
-    assert not (workdir / "no-data-here").exists()  # nothing downloaded, nothing written there
+    data_dir = workdir.parent / "no-data-here"
+    assert not [p for p in data_dir.glob("*") if p.name != "cache"]  # nothing downloaded (tokens cached)
     (run_dir,) = run_dirs(workdir / "outputs")
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"

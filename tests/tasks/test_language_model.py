@@ -1,5 +1,6 @@
 import copy
 import functools
+import math
 from pathlib import Path
 
 import lightning as L
@@ -111,3 +112,15 @@ def test_a_bidirectional_network_is_flagged_as_no_language_model(repetitive_corp
     network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 8, bidirectional=True)
     with pytest.warns(UserWarning, match="cannot be a left-to-right language model"):
         make_task(network, data, torch.optim.SGD)
+
+
+@pytest.mark.parametrize(("tokens", "reports_bits"), [("char", True), ("word", False)])
+def test_char_models_also_report_bits_per_character(repetitive_corpus, tokens, reports_bits):
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=10, tokens=tokens)
+    task = make_task(RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8), data, torch.optim.SGD)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(task, datamodule=data)
+    logged = trainer.callback_metrics
+    assert ("val/bpc" in logged) is reports_bits and ("train/bpc" in logged) is reports_bits
+    if reports_bits:
+        assert logged["val/bpc"].item() == pytest.approx(logged["val/loss"].item() / math.log(2))

@@ -43,14 +43,20 @@ class EpochLines:
         if epoch is None or train is None or not trainer.is_global_zero:
             return
         val, rate = logged.get(f"val/{metric}"), logged.get(f"train/{unit}_per_s")
+        also = "".join(
+            f"  val {name} {logged[f'val/{name}']:.4g}"
+            for name in pl_module.also_reported
+            if f"val/{name}" in logged
+        )
         log.info(
-            "epoch %d/%d  train %s %.4g  val %s %s  %s %s/s",
+            "epoch %d/%d  train %s %.4g  val %s %s%s  %s %s/s",
             epoch + 1,
             trainer.max_epochs,
             metric,
             train,
             metric,
             "-" if val is None else f"{val:.4g}",
+            also,
             "-" if rate is None else f"{rate:,.0f}",
             unit,
         )

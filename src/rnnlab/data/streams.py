@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -29,13 +30,21 @@ class Window(NamedTuple):
 
 
 class TokenWindows(Dataset):
-    """Inputs are `tokens[start : start + length]`, targets the same shifted by one."""
+    """Inputs are `tokens[start : start + length]`, targets the same shifted by one.
 
-    def __init__(self, tokens: torch.Tensor) -> None:
+    `tokens` is a tensor (a series of values) or a numpy array of token ids, possibly memory-mapped
+    (a corpus's `TokenCache`): only the rows of the batch are read, and come out as int64 tensors.
+    """
+
+    def __init__(self, tokens: torch.Tensor | np.ndarray) -> None:
         self.tokens = tokens
 
     def __getitem__(self, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
         index = window.starts[:, None] + torch.arange(window.length)
+        if isinstance(self.tokens, np.ndarray):
+            rows = self.tokens[index.numpy()[..., None] + np.arange(2)]  # [B, T, 2]: input, target
+            rows = torch.from_numpy(rows.astype(np.int64))
+            return rows[..., 0], rows[..., 1]
         return self.tokens[index], self.tokens[index + 1]
 
     def __len__(self) -> int:

@@ -35,7 +35,8 @@ def run_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
 
 def hparam_metrics(task: Any) -> tuple[str, ...]:
     """The metrics.json entries shown in TensorBoard's HPARAMS tab (as hp/NAME)."""
-    return (f"val_{task.metric}", f"test_{task.metric}", f"{task.throughput_unit}_per_s")
+    also = [f"{stage}_{name}" for name in task.also_reported for stage in ("val", "test")]
+    return (f"val_{task.metric}", f"test_{task.metric}", *also, f"{task.throughput_unit}_per_s")
 
 
 def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, task: Any) -> None:
@@ -102,6 +103,10 @@ def final_metrics(trainer: L.Trainer, task: Any, fitted: dict[str, Any]) -> dict
     # The monitored metric is reported at its best epoch (the checkpoint tested), not its last.
     if best_path and checkpoint.best_model_score is not None:
         metrics[monitor.replace("/", "_")] = _float(checkpoint.best_model_score)
+    if "bpc" in task.also_reported:  # bits per token: log2 of the perplexity, at the same epochs
+        for stage in ("val", "train"):
+            ppl = metrics.get(f"{stage}_ppl")
+            metrics[f"{stage}_bpc"] = None if ppl is None else math.log2(ppl)
     return metrics
 
 
@@ -132,5 +137,13 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         metrics["epochs"],
         metrics["wall_time_s"],
     )
+    for split, setting in (("val", "eval_max_tokens"), ("test", "test_max_tokens")):
+        if f"{split}_tokens_scored" in metrics:
+            log.info(
+                "%s scored its first %d tokens only (data.%s)",
+                split,
+                metrics[f"{split}_tokens_scored"],
+                setting,
+            )
     log.info("run dir: %s", metrics["run_dir"])
     log.info("look at it: tensorboard --logdir %s", metrics["run_dir"])

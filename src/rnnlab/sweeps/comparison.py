@@ -24,7 +24,9 @@ def columns(runs: list[Run]) -> tuple[str, ...]:
     """run, status, the headline metric on val / test / train, the throughput, epochs, wall time."""
     name = monitor_of(runs)[0].split("/", 1)[-1]
     rates = sorted({key for run in runs for key in run.metrics if key.endswith("_per_s")}) or ["tokens_per_s"]
-    return ("run", "status", f"val_{name}", f"test_{name}", f"train_{name}", *rates, "epochs", "wall_time_s")
+    bits = [key for key in ("val_bpc", "test_bpc") if any(key in run.metrics for run in runs)]
+    headline = (f"val_{name}", f"test_{name}", *bits, f"train_{name}")
+    return ("run", "status", *headline, *rates, "epochs", "wall_time_s")
 
 
 @dataclass

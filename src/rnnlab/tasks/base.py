@@ -43,6 +43,7 @@ class Task(L.LightningModule):
     metric: ClassVar[str]  # the headline metric: validation logs val/<metric>, checkpoints follow it
     metric_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "samples"  # what the per-second rate counts
+    also_reported: tuple[str, ...] = ()  # metrics shown next to the headline one (epoch line, HPARAMS)
 
     def __init__(
         self,

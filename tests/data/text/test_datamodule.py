@@ -1,9 +1,10 @@
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
+from rnnlab.data.text.cache import writable
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.errors import UserError
 
@@ -30,7 +31,7 @@ def test_explicit_path_is_split_into_contiguous_blocks(tmp_path: Path):
     total = sum(len(t) for t in parts.values())
     assert len(parts["train"]) == int(total * 0.9) and len(parts["val"]) == int(total * 0.05)
     line = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter"
-    assert data.vocab.decode(torch.cat(list(parts.values())).tolist()) == line * 60
+    assert data.vocab.decode(np.concatenate(list(parts.values())).tolist()) == line * 60
     assert data.carries_state
 
 
@@ -100,3 +101,49 @@ def test_a_corpus_of_one_symbol_is_refused(tmp_path: Path):
 def test_text_without_a_path_is_refused():
     with pytest.raises(UserError, match="pass data.path=FILE"):
         LanguageModelData(path=None, filename=None)
+
+
+def test_tokens_are_cached_in_the_data_directory_and_mapped(tmp_path: Path):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TEXT)
+    data = make(tmp_path, path=str(corpus))
+    (folder,) = (tmp_path / "data" / "cache").iterdir()
+    assert (folder / "ids.bin").stat().st_size == sum(len(t) for t in data.split_tokens.values())  # uint8
+    assert isinstance(data.split_tokens["train"].base, np.memmap) or isinstance(
+        data.split_tokens["train"], np.memmap
+    )
+    again = make(tmp_path, path=str(corpus), cache=False)
+    assert again.vocab == data.vocab
+    assert all(np.array_equal(again.split_tokens[s], data.split_tokens[s]) for s in ("train", "val", "test"))
+
+
+def test_a_data_directory_that_cannot_be_written_keeps_the_tokens_in_memory(tmp_path: Path, caplog):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TEXT)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")  # nothing can be created under it, whoever runs the test
+    assert not writable(blocked / "cache")
+    data = LanguageModelData(path=str(corpus), data_dir=str(blocked), batch_size=4, num_steps=10)
+    data.prepare_data()
+    data.setup("fit")
+    assert "cannot be written: tokens stay in memory" in caplog.text and len(data.split_tokens["train"]) > 0
+
+
+def test_byte_tokens_read_any_file_as_256_symbols(tmp_path: Path):
+    corpus = tmp_path / "bytes.bin"
+    corpus.write_bytes(TEXT.encode() + bytes(range(256)) * 4)
+    data = make(tmp_path, path=str(corpus), preprocess="raw", tokens="byte")
+    assert data.vocab_size == 256 and data.task_inputs().token_kind == "byte"
+    joined = np.concatenate([data.split_tokens[s] for s in ("train", "val", "test")])
+    assert joined.tobytes() == corpus.read_bytes()
+
+
+def test_validation_and_test_can_be_capped_and_the_run_says_so(tmp_path: Path):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TEXT * 4)
+    data = make(tmp_path, path=str(corpus), eval_max_tokens=100)
+    assert len(data.split_tokens["val"]) == 100 and data.held_out["val"] > 100
+    assert len(data.split_tokens["test"]) == data.held_out["test"]  # the test block stays whole
+    assert data.summary() == {"val_tokens_scored": 100}
+    capped = make(tmp_path, path=str(corpus), eval_max_tokens=100, test_max_tokens=50)
+    assert capped.summary() == {"val_tokens_scored": 100, "test_tokens_scored": 50}

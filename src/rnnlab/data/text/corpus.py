@@ -1,4 +1,8 @@
-"""From a text file to a list of tokens: reading, d2l or raw preprocessing, char or word tokens."""
+"""The book's rules in plain Python: reading a text file, d2l or raw preprocessing, char or word tokens.
+
+These are the reference: `tokens.encode_file` gives the same ids, vectorised, and is what
+rnnlab trains on; the tests hold the two to each other.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from pathlib import Path
 from rnnlab.errors import UserError
 
 PREPROCESSING = ("d2l", "raw")
-TOKENS = ("char", "word")
+TOKENS = ("char", "word", "byte")
 
 
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file, refusing anything that is not one with a message that says why."""
+    return check_text_file(path).decode("utf-8")
+
+
+def check_text_file(path: str | Path, decode: bool = True) -> bytes:
+    """The file's bytes, after the checks that make a corpus: it exists, is a file, is not empty, and
+    (unless `decode` is false: byte tokens take any file) is UTF-8 text without NUL bytes."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"data.path={path} does not exist; give the path of a UTF-8 text file")
@@ -21,15 +31,19 @@ def read_text(path: str | Path) -> str:
     raw = path.read_bytes()
     if not raw.strip():
         raise UserError(f"data.path={path} is empty; a corpus needs some text")
+    if not decode:
+        return raw
     if b"\x00" in raw:
         raise UserError(f"data.path={path} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:
-        return raw.decode("utf-8")
+        if not raw.isascii():  # ASCII is UTF-8; checking costs a decode only for other text
+            raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise UserError(
             f"data.path={path} is not UTF-8 (bad byte at offset {error.start}); convert it, "
             f"e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
         ) from None
+    return raw
 
 
 def preprocess(text: str, mode: str = "d2l") -> list[str]:
@@ -55,4 +69,4 @@ def tokenize(lines: list[str], kind: str = "char") -> list[str]:
         return [char for line in lines for char in line]
     if kind == "word":
         return [word for line in lines for word in line.split()]
-    raise UserError(f"data.tokens={kind!r} is unknown; choose one of {', '.join(TOKENS)}")
+    raise UserError(f"data.tokens={kind!r} is unknown; choose one of char, word")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
-import torch
+import numpy as np
 from torch.utils.data import DataLoader
 
 from rnnlab.contract import InputKind, TextInputs
 from rnnlab.data.files.download import DataFile
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
-from rnnlab.data.text.corpus import PREPROCESSING, TOKENS, preprocess, read_text, tokenize
+from rnnlab.data.text.cache import TokenCache, writable
+from rnnlab.data.text.corpus import PREPROCESSING, TOKENS
+from rnnlab.data.text.tokens import encode_file
 from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 
@@ -29,8 +32,13 @@ def _positive(name: str, value: int | float | None) -> None:
 class LanguageModelData(L.LightningDataModule):
     """A corpus, tokenised once, split into contiguous train / val / test blocks.
 
-    Where the text comes from, in order: `path`; else `filename` in `data_dir`; else a download of
-    `url` into `data_dir`, verified against `sha1` before it is used.
+    Where the text comes from, in order: `path`; else `filename` in `data_dir`; else the copy shipped
+    with rnnlab; else a download of `url` into `data_dir`, verified against `sha1` before it is used.
+
+    The ids are tokenised once into a `TokenCache` under `<data_dir>/cache/` (in `prepare_data`, so
+    once per machine under DDP) and memory-mapped from there, so memory does not grow with the
+    corpus; `cache=False`, or a data directory that cannot be written, keeps them in memory instead.
+    `eval_max_tokens` / `test_max_tokens` score only the first tokens of the validation / test block.
 
     Training batches follow `sampling` (the book's sequential partitioning or random sampling).
     Validation and test always read their block as `eval_batch_size` parallel streams from the
@@ -57,10 +65,21 @@ class LanguageModelData(L.LightningDataModule):
         sampling: str = "sequential",
         eval_batch_size: int | None = None,
         eval_num_steps: int = 256,
+        eval_max_tokens: int | None = None,
+        test_max_tokens: int | None = None,
+        cache: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name in ("batch_size", "num_steps", "max_tokens", "eval_batch_size", "eval_num_steps"):
+        for name in (
+            "batch_size",
+            "num_steps",
+            "max_tokens",
+            "eval_batch_size",
+            "eval_num_steps",
+            "eval_max_tokens",
+            "test_max_tokens",
+        ):
             _positive(name, locals()[name])
         if preprocess not in PREPROCESSING:
             raise UserError(
@@ -81,12 +100,39 @@ class LanguageModelData(L.LightningDataModule):
         )
         self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
         self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
+        self.max_scored = {"val": eval_max_tokens, "test": test_max_tokens}
+        self.cache = cache
         self.vocab: Vocab | None = None
-        self.split_tokens: dict[str, torch.Tensor] = {}
+        self.split_tokens: dict[str, np.ndarray] = {}
+        self.held_out: dict[str, int] = {}  # tokens in each held-out block, before any cap
 
     # -- where the text comes from -------------------------------------------------------------
     def prepare_data(self) -> None:
         self.file.prepare()
+        cache = self._token_cache()
+        if cache is not None:
+            cache.ensure()
+
+    def _token_cache(self) -> TokenCache | None:
+        if not self.cache:
+            return None
+        root = Path(self.file.data_dir).expanduser() / "cache"
+        if not writable(root):
+            if not getattr(self, "_warned", False):
+                log.warning("%s cannot be written: tokens stay in memory (data.cache=false says so)", root)
+                self._warned = True
+            return None
+        settings = {"preprocess": self.preprocess, "tokens": self.tokens, "max_tokens": self.max_tokens}
+        return TokenCache(self.file.source(), root, settings)
+
+    def _ids_and_vocab(self) -> tuple[np.ndarray, Vocab]:
+        cache = self._token_cache()
+        if cache is None:
+            return encode_file(self.file.source(), self.preprocess, self.tokens, self.max_tokens)
+        cache.ensure()  # a no-op after prepare_data
+        loaded = cache.load()
+        assert loaded is not None, f"the token cache {cache.folder} was not written"
+        return loaded
 
     # -- tokens ---------------------------------------------------------------------------------
     @property
@@ -100,7 +146,17 @@ class LanguageModelData(L.LightningDataModule):
 
     def task_inputs(self) -> TextInputs:
         assert self.vocab is not None, "call setup() first"
-        return TextInputs(num_steps=self.num_steps, carry_state=self.carries_state, vocab=self.vocab)
+        return TextInputs(
+            num_steps=self.num_steps, carry_state=self.carries_state, vocab=self.vocab, token_kind=self.tokens
+        )
+
+    def summary(self) -> dict[str, int]:
+        """For metrics.json: the held-out tokens scored, where a cap left some out."""
+        return {
+            f"{split}_tokens_scored": len(self.split_tokens[split])
+            for split in ("val", "test")
+            if len(self.split_tokens[split]) < self.held_out[split]
+        }
 
     @property
     def carries_state(self) -> bool:
@@ -111,18 +167,25 @@ class LanguageModelData(L.LightningDataModule):
         if self.vocab is not None:  # rnnlab calls setup before Lightning does, to size the network
             return
         path = self.file.source()
-        tokens = tokenize(preprocess(read_text(path), self.preprocess), self.tokens)
-        if self.max_tokens is not None:
-            tokens = tokens[: self.max_tokens]
-        vocab = Vocab.build(tokens, joiner=" " if self.tokens == "word" else "")
+        ids, vocab = self._ids_and_vocab()
         if len(vocab) < 3:
             raise UserError(
                 f"{path} has {len(vocab) - 1} distinct {self.tokens} token(s) after "
                 f"data.preprocess={self.preprocess}; a language model needs at least 2 "
                 "(try data.preprocess=raw, or another file)"
             )
-        ids = torch.tensor(vocab.encode(tokens), dtype=torch.long)
         self.split_tokens = cut(ids, self.splits)
+        for split, cap in self.max_scored.items():
+            self.held_out[split] = len(self.split_tokens[split])
+            if cap is not None and cap < self.held_out[split]:
+                self.split_tokens[split] = self.split_tokens[split][:cap]
+                log.info(
+                    "%s: scoring the first %d of its %d tokens (data.%s_max_tokens)",
+                    split,
+                    cap,
+                    self.held_out[split],
+                    "eval" if split == "val" else "test",
+                )
         self.vocab = vocab
         # Build every sampler once now, so a corpus too small for the batch shape fails before training.
         self._train_sampler()

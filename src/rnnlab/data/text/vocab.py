@@ -47,4 +47,31 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocab:
+        if data.get("kind") == "byte":
+            return ByteVocab()
         return cls(data["tokens"], data["joiner"])
+
+
+class ByteVocab(Vocab):
+    """The 256 byte values, index = byte (no `<unk>`: every byte is known), as enwik8 is modelled.
+
+    Token i is `chr(i)`, so a prefix's tokens are its UTF-8 bytes; decoding joins the bytes and reads
+    them as UTF-8, a character cut in two by the sample's end shown as U+FFFD.
+    """
+
+    def __init__(self) -> None:
+        self.tokens = [chr(i) for i in range(256)]
+        self.joiner = ""
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        return [ord(token) for token in tokens]
+
+    def decode(self, indices: Iterable[int]) -> str:
+        return bytes(indices).decode("utf-8", errors="replace")
+
+    def split(self, text: str) -> list[str]:
+        return [chr(b) for b in text.encode()]
+
+    def to_dict(self) -> dict:
+        return {"kind": "byte"}

@@ -1,0 +1,132 @@
+"""`TokenCache`: a corpus tokenised once, then memory-mapped by every later run and every process.
+
+A cache lives in `<data_dir>/cache/<file stem>-<key>/`, where the key hashes the source's path and
+every setting that changes the ids (preprocessing, token kind, `max_tokens`, the format). It holds
+`ids.bin` (the ids, raw, in the smallest unsigned dtype the vocabulary needs), `vocab.json`, and
+`meta.json`, written last, which records what the ids were made from: the source's size, mtime and
+SHA-1. A cache is used only when `meta.json` matches the source (by size and mtime, else by SHA-1)
+and the settings, and `ids.bin` has the recorded length; anything else (a crashed build, another
+source, other settings, an older format) is rebuilt, with a log line.
+
+Builders take an exclusive lock on the cache folder, so processes that start on the same new corpus
+at once (DDP ranks, two runs) build it once: the others wait, then map what the first one wrote.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.atomic import atomic_file, write_text_atomically
+from rnnlab.data.files.download import file_digest
+from rnnlab.data.text.tokens import encode_file
+from rnnlab.data.text.vocab import Vocab
+from rnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the files' layout or the tokenisation rules change
+
+
+class TokenCache:
+    """The ids and vocabulary of one source file under one set of settings."""
+
+    def __init__(self, source: Path, root: Path, settings: dict[str, Any]) -> None:
+        self.source, self.settings = Path(source), {**settings, "format": FORMAT}
+        key = hashlib.sha1(json.dumps([str(self.source.resolve()), self.settings]).encode()).hexdigest()
+        self.folder = Path(root).expanduser() / f"{self.source.stem}-{key[:12]}"
+
+    # -- reading --------------------------------------------------------------------------------
+    def load(self) -> tuple[np.ndarray, Vocab] | None:
+        """The mapped ids and the vocabulary, or None (saying why) when there is no valid cache."""
+        meta_file = self.folder / "meta.json"
+        if not meta_file.exists():
+            return None
+        meta = json.loads(meta_file.read_text())
+        problem = self._problem(meta)
+        if problem:
+            log.info("token cache %s is out of date (%s); building it again", self.folder, problem)
+            return None
+        ids = np.memmap(self.folder / "ids.bin", dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
+        return ids, Vocab.from_dict(json.loads((self.folder / "vocab.json").read_text()))
+
+    def _problem(self, meta: dict[str, Any]) -> str | None:
+        if meta.get("settings") != self.settings:
+            return "other settings or an older format"
+        ids = self.folder / "ids.bin"
+        if not ids.exists() or ids.stat().st_size != meta["tokens"] * np.dtype(meta["dtype"]).itemsize:
+            return "ids.bin is missing or truncated"
+        stat = self.source.stat()
+        recorded = meta["source"]
+        if (stat.st_size, stat.st_mtime_ns) == (recorded["size"], recorded["mtime_ns"]):
+            return None
+        if stat.st_size != recorded["size"] or file_digest(self.source) != recorded["sha1"]:
+            return "the source file changed"
+        return None
+
+    # -- writing --------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def ensure(self) -> None:
+        """Build the cache unless a valid one exists (another process may have just built it)."""
+        if self.load() is not None:
+            return
+        try:
+            with self._locked():
+                if self.load() is not None:  # built while this process waited for the lock
+                    return
+                self.build()
+        except OSError as error:  # a full disk, a folder that turned read-only
+            raise UserError(
+                f"could not write the token cache {self.folder} ({error.strerror or error}); free some space "
+                "or pass data.cache=false to keep the tokens in memory"
+            ) from None
+
+    def build(self) -> tuple[np.ndarray, Vocab]:
+        stat = self.source.stat()
+        log.info("tokenising %s once into %s", self.source, self.folder)
+        ids, vocab = encode_file(self.source, **{k: v for k, v in self.settings.items() if k != "format"})
+        (self.folder / "meta.json").unlink(missing_ok=True)  # the old meta no longer describes the ids
+        with atomic_file(self.folder / "ids.bin") as file:
+            file.write(memoryview(np.ascontiguousarray(ids)).cast("B"))
+        write_text_atomically(self.folder / "vocab.json", json.dumps(vocab.to_dict()))
+        meta = {
+            "settings": self.settings,
+            "dtype": ids.dtype.name,
+            "tokens": len(ids),
+            "vocab_size": len(vocab),
+            "source": {
+                "path": str(self.source.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha1": file_digest(self.source),
+            },
+        }
+        write_text_atomically(self.folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+        return ids, vocab
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)

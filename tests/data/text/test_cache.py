@@ -1,0 +1,131 @@
+"""The token cache: built once, mapped after, rebuilt (saying so) whenever it does not match."""
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab.data.text.cache import TokenCache
+from rnnlab.data.text.tokens import encode_file
+
+SETTINGS = {"preprocess": "d2l", "tokens": "char", "max_tokens": None}
+TEXT = "The Time Traveller (for so it will be convenient to speak of him) was expounding.\n" * 200
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    return path
+
+
+def built(source: Path, root: Path, **settings) -> TokenCache:
+    cache = TokenCache(source, root, {**SETTINGS, **settings})
+    cache.ensure()
+    return cache
+
+
+def test_the_first_run_builds_and_later_runs_map_the_same_ids(source, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cache = built(source, tmp_path / "cache")
+    assert sorted(p.name for p in cache.folder.iterdir()) == [".lock", "ids.bin", "meta.json", "vocab.json"]
+    assert caplog.text.count("tokenising") == 1
+    ids, vocab = cache.load()
+    assert isinstance(ids, np.memmap) and ids.dtype == np.uint8
+    expected_ids, expected_vocab = encode_file(source, **SETTINGS)
+    assert np.array_equal(ids, expected_ids) and vocab == expected_vocab
+    built(source, tmp_path / "cache")  # a second run: nothing to do
+    assert caplog.text.count("tokenising") == 1
+
+
+def break_ids(cache: TokenCache) -> None:
+    with open(cache.folder / "ids.bin", "r+b") as file:
+        file.truncate(10)
+
+
+def other_source(cache: TokenCache) -> None:
+    cache.source.write_text(TEXT.upper() + "more text\n")
+
+
+def other_format(cache: TokenCache) -> None:
+    meta = json.loads((cache.folder / "meta.json").read_text())
+    meta["settings"]["format"] = 0
+    (cache.folder / "meta.json").write_text(json.dumps(meta))
+
+
+def crashed_build(cache: TokenCache) -> None:
+    (cache.folder / "meta.json").unlink()  # what a kill between the ids and the metadata leaves
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (break_ids, "ids.bin is missing or truncated"),
+        (other_source, "the source file changed"),
+        (other_format, "other settings or an older format"),
+        (crashed_build, None),
+    ],
+)
+def test_a_cache_that_does_not_match_is_rebuilt_and_never_used(source, tmp_path, caplog, damage, said):
+    cache = built(source, tmp_path / "cache")
+    damage(cache)
+    caplog.set_level(logging.INFO)
+    assert cache.load() is None
+    if said:
+        assert said in caplog.text
+    cache.ensure()
+    ids, vocab = cache.load()
+    expected_ids, expected_vocab = encode_file(source, **SETTINGS)
+    assert np.array_equal(ids, expected_ids) and vocab == expected_vocab
+
+
+def test_a_touched_but_unchanged_source_keeps_its_cache(source, tmp_path, caplog):
+    cache = built(source, tmp_path / "cache")
+    os.utime(source, ns=(1, 1))  # another mtime, same bytes: checked by SHA-1, not rebuilt
+    caplog.set_level(logging.INFO)
+    assert cache.load() is not None and "out of date" not in caplog.text
+
+
+def test_each_setting_that_changes_the_ids_has_its_own_cache(source, tmp_path):
+    folders = {
+        built(source, tmp_path / "cache", **change).folder
+        for change in ({}, {"tokens": "word"}, {"preprocess": "raw"}, {"max_tokens": 100})
+    }
+    assert len(folders) == 4
+
+
+def build_in_another_process(source: str, root: str, record: str) -> None:
+    """`ensure` the cache, with builds that take half a second and leave a line in `record`."""
+    original = TokenCache.build
+
+    def slow_build(self):
+        with open(record, "a") as file:
+            file.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # so that the other processes arrive while this one builds
+        return original(self)
+
+    TokenCache.build = slow_build  # this process only (forked)
+    TokenCache(Path(source), Path(root), SETTINGS).ensure()
+
+
+def test_processes_starting_on_a_new_corpus_at_once_build_it_once(source, tmp_path):
+    record = tmp_path / "builds.txt"
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(
+            target=build_in_another_process, args=(str(source), str(tmp_path / "cache"), str(record))
+        )
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert all(worker.exitcode == 0 for worker in workers)
+    assert len(record.read_text().splitlines()) == 1  # one built it; the others waited, then mapped it
+    assert TokenCache(source, tmp_path / "cache", SETTINGS).load() is not None
