@@ -89,3 +89,16 @@ def test_the_shipped_copy_comes_after_data_path_and_the_data_directory(tmp_path:
     own = tmp_path / "own.txt"
     own.write_text("my corpus\n")
     assert data_file("timemachine", data_dir, path=str(own)).source() == own
+
+
+def test_a_sha256_config_verifies_the_download_with_sha256(http_server, tmp_path: Path):
+    url, served = http_server
+    (served / "enwik8.zip").write_bytes(CONTENT)
+    good = hashlib.sha256(CONTENT).hexdigest()
+    file = DataFile(None, str(tmp_path / "data"), "enwik8.zip", f"{url}/enwik8.zip", sha256=good)
+    file.prepare()
+    assert file.source().read_bytes() == CONTENT
+    wrong = DataFile(None, str(tmp_path / "other"), "enwik8.zip", f"{url}/enwik8.zip", sha256="0" * 64)
+    with pytest.raises(UserError, match=f"has SHA256 {good}, expected 0000"):
+        wrong.prepare()
+    assert not list((tmp_path / "other").iterdir())  # nothing left behind

@@ -1,5 +1,6 @@
 """The vectorised tokeniser gives the ids and the vocabulary order of the book's rules, written plainly."""
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,17 @@ def test_byte_tokens_are_the_files_bytes_whatever_it_holds(tmp_path: Path):
 )
 def test_ids_take_the_smallest_unsigned_type(size, dtype):
     assert smallest_dtype(size) is dtype
+
+
+def test_a_zip_member_is_read_and_a_wrong_archive_or_member_is_one_line(tmp_path: Path):
+    archive = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("text8", "anarchism originated as a term of abuse " * 50)
+    ids, vocab = encode_file(archive, "raw", "char", member="text8")
+    assert vocab.decode(ids.tolist()) == "anarchism originated as a term of abuse " * 50
+    with pytest.raises(UserError, match=r"holds no 'enwik8' \(it holds text8\); check data.member"):
+        encode_file(archive, "raw", "byte", member="enwik8")
+    not_zip = tmp_path / "plain.txt"
+    not_zip.write_text("just text")
+    with pytest.raises(UserError, match="is not a complete zip archive"):
+        encode_file(not_zip, "raw", "char", member="text8")

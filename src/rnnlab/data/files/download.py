@@ -59,9 +59,9 @@ BUNDLED = Path(__file__).resolve().parent.parent / "bundled"
 @dataclass(frozen=True)
 class DataFile:
     """Where a one-file dataset comes from, in order: `path`; else `filename` in `data_dir`; else the
-    copy shipped with rnnlab, if it is this file (same `sha1`); else a download of `url` into
-    `data_dir`, verified against `sha1` (of the decompressed `content`, if set) before it is used.
-    A data-directory copy is checked against `sha1` too.
+    copy shipped with rnnlab, if it is this file (same checksum); else a download of `url` into
+    `data_dir`, verified against `sha256` or `sha1` (of the decompressed `content`, if set) before it
+    is used. A data-directory copy is checked against the checksum too.
     """
 
     path: str | None
@@ -70,6 +70,18 @@ class DataFile:
     url: str | None = None
     sha1: str | None = None
     content: bool = False
+    sha256: str | None = None
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """(algorithm, expected hex digest): SHA-256 where the config gives one, else SHA-1."""
+        if self.sha256:
+            return "sha256", self.sha256
+        return ("sha1", self.sha1) if self.sha1 else None
+
+    def matches(self, path: Path) -> bool:
+        algorithm, expected = self.checksum
+        return file_digest(path, algorithm, self.content) == expected
 
     @property
     def cached(self) -> Path:
@@ -78,10 +90,10 @@ class DataFile:
     @property
     def bundled(self) -> Path | None:
         """The copy shipped inside the package, when there is one with the expected checksum."""
-        if not self.filename or not self.sha1:
+        if not self.filename or not self.checksum:
             return None
         copy = BUNDLED / self.filename
-        if copy.is_file() and file_digest(copy, "sha1", self.content) == self.sha1:
+        if copy.is_file() and self.matches(copy):
             return copy
         return None
 
@@ -91,9 +103,12 @@ class DataFile:
             return
         cached = self.cached
         if cached.exists():
-            if self.sha1 and file_digest(cached, "sha1", self.content) != self.sha1:
+            if self.checksum and not self.matches(cached):
+                algorithm, expected = self.checksum
+                name = algorithm.upper().replace("SHA", "SHA-")
                 raise UserError(
-                    f"{cached} does not have the expected SHA-1 {self.sha1}; delete it to download it again, "
+                    f"{cached} does not have the expected {name} {expected}; "
+                    "delete it to download it again, "
                     "or pass data.path=FILE to use it as it is"
                 )
             return
@@ -104,10 +119,11 @@ class DataFile:
             return
         if self.url is None:
             return  # source() says where to put the file
-        if not self.sha1:
-            raise UserError(f"data.url={self.url} needs data.sha1 to verify the download")
+        if not self.checksum:
+            raise UserError(f"data.url={self.url} needs data.sha256 (or data.sha1) to verify the download")
         log.info("downloading %s to %s", self.url, cached)
-        fetch_verified(self.url, cached, self.sha1, content=self.content)
+        algorithm, expected = self.checksum
+        fetch_verified(self.url, cached, expected, algorithm, content=self.content)
 
     def source(self) -> Path:
         """The file to read (after `prepare`)."""

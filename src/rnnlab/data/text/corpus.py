@@ -7,6 +7,8 @@ rnnlab trains on; the tests hold the two to each other.
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 from rnnlab.errors import UserError
@@ -20,15 +22,16 @@ def read_text(path: str | Path) -> str:
     return check_text_file(path).decode("utf-8")
 
 
-def check_text_file(path: str | Path, decode: bool = True) -> bytes:
-    """The file's bytes, after the checks that make a corpus: it exists, is a file, is not empty, and
-    (unless `decode` is false: byte tokens take any file) is UTF-8 text without NUL bytes."""
+def check_text_file(path: str | Path, decode: bool = True, member: str | None = None) -> bytes:
+    """The file's bytes (or those of `member` of a zip archive), after the checks that make a corpus:
+    it exists, is a file, is not empty, and (unless `decode` is false: byte tokens take any file) is
+    UTF-8 text without NUL bytes."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"data.path={path} does not exist; give the path of a UTF-8 text file")
     if path.is_dir():
         raise UserError(f"data.path={path} is a directory; give the path of a UTF-8 text file inside it")
-    raw = path.read_bytes()
+    raw = path.read_bytes() if member is None else read_member(path, member)
     if not raw.strip():
         raise UserError(f"data.path={path} is empty; a corpus needs some text")
     if not decode:
@@ -44,6 +47,20 @@ def check_text_file(path: str | Path, decode: bool = True) -> bytes:
             f"e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
         ) from None
     return raw
+
+
+def read_member(path: Path, member: str) -> bytes:
+    """One file of a zip archive, decompressed as a stream (the rest of the archive is never read)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if member not in archive.namelist():
+                held = ", ".join(archive.namelist()[:10])
+                raise UserError(f"{path} holds no {member!r} (it holds {held}); check data.member")
+            return archive.read(member)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise UserError(
+            f"{path} is not a complete zip archive ({error}); delete it to download it again"
+        ) from None
 
 
 def preprocess(text: str, mode: str = "d2l") -> list[str]:

@@ -68,6 +68,8 @@ class LanguageModelData(L.LightningDataModule):
         eval_max_tokens: int | None = None,
         test_max_tokens: int | None = None,
         cache: bool = True,
+        member: str | None = None,
+        sha256: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -91,7 +93,8 @@ class LanguageModelData(L.LightningDataModule):
             raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
         if path is None and filename is None:
             raise UserError("this dataset needs a file: pass data.path=FILE")
-        self.file = DataFile(path, data_dir, filename, url, sha1)
+        self.file = DataFile(path, data_dir, filename, url, sha1, sha256=sha256)
+        self.member = member  # the corpus inside a zip archive (text8, enwik8), read without unpacking
         self.preprocess, self.tokens, self.max_tokens, self.splits = (
             preprocess,
             tokens,
@@ -122,13 +125,18 @@ class LanguageModelData(L.LightningDataModule):
                 log.warning("%s cannot be written: tokens stay in memory (data.cache=false says so)", root)
                 self._warned = True
             return None
-        settings = {"preprocess": self.preprocess, "tokens": self.tokens, "max_tokens": self.max_tokens}
+        settings = {
+            "preprocess": self.preprocess,
+            "tokens": self.tokens,
+            "max_tokens": self.max_tokens,
+            "member": self.member,
+        }
         return TokenCache(self.file.source(), root, settings)
 
     def _ids_and_vocab(self) -> tuple[np.ndarray, Vocab]:
         cache = self._token_cache()
         if cache is None:
-            return encode_file(self.file.source(), self.preprocess, self.tokens, self.max_tokens)
+            return encode_file(self.file.source(), self.preprocess, self.tokens, self.max_tokens, self.member)
         cache.ensure()  # a no-op after prepare_data
         loaded = cache.load()
         assert loaded is not None, f"the token cache {cache.folder} was not written"

@@ -29,9 +29,13 @@ def smallest_dtype(vocab_size: int) -> type[np.unsignedinteger]:
 
 
 def encode_file(
-    path: str | Path, preprocess: str = "d2l", tokens: str = "char", max_tokens: int | None = None
+    path: str | Path,
+    preprocess: str = "d2l",
+    tokens: str = "char",
+    max_tokens: int | None = None,
+    member: str | None = None,
 ) -> tuple[np.ndarray, Vocab]:
-    """The file's token ids (`smallest_dtype`) and its vocabulary."""
+    """The file's (or its zip `member`'s) token ids (`smallest_dtype`) and its vocabulary."""
     if preprocess not in PREPROCESSING:
         choices = ", ".join(PREPROCESSING)
         raise UserError(f"data.preprocess={preprocess!r} is unknown; choose one of {choices}")
@@ -40,18 +44,19 @@ def encode_file(
     if tokens == "byte":
         if preprocess != "raw":
             raise UserError("data.tokens=byte reads the file's bytes as they are; use data.preprocess=raw")
-        raw = check_text_file(path, decode=False)
+        raw = check_text_file(path, decode=False, member=member)
         return np.frombuffer(raw, dtype=np.uint8)[:max_tokens].copy(), ByteVocab()
-    raw = check_text_file(path)
+    raw = check_text_file(path, member=member)
     if tokens == "word":
         return _words(raw, preprocess, max_tokens)
     symbols = _d2l_chars(raw) if preprocess == "d2l" else _raw_chars(raw)
     symbols = symbols[:max_tokens]
     order = frequency_order(symbols)
-    table = np.zeros(int(symbols.max()) + 1 if len(symbols) else 1, dtype=np.int64)
-    table[order] = np.arange(1, len(order) + 1)
     vocab = Vocab([UNKNOWN, *(chr(int(symbol)) for symbol in order)])
-    return table[symbols].astype(smallest_dtype(len(vocab))), vocab
+    # A lookup table in the ids' own dtype, so the gather never makes an int64 copy of the corpus.
+    table = np.zeros(int(symbols.max()) + 1 if len(symbols) else 1, dtype=smallest_dtype(len(vocab)))
+    table[order] = np.arange(1, len(order) + 1)
+    return table[symbols], vocab
 
 
 def _d2l_table() -> bytes:
