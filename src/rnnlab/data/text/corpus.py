@@ -26,11 +26,7 @@ def check_text_file(path: str | Path, decode: bool = True, member: str | None = 
     """The file's bytes (or those of `member` of a zip archive), after the checks that make a corpus:
     it exists, is a file, is not empty, and (unless `decode` is false: byte tokens take any file) is
     UTF-8 text without NUL bytes."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"data.path={path} does not exist; give the path of a UTF-8 text file")
-    if path.is_dir():
-        raise UserError(f"data.path={path} is a directory; give the path of a UTF-8 text file inside it")
+    path = check_source_path(path)
     raw = path.read_bytes() if member is None else read_member(path, member)
     if not raw.strip():
         raise UserError(f"data.path={path} is empty; a corpus needs some text")
@@ -47,6 +43,16 @@ def check_text_file(path: str | Path, decode: bool = True, member: str | None = 
             f"e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
         ) from None
     return raw
+
+
+def check_source_path(path: str | Path) -> Path:
+    """The path, if it names a file (a corpus, or the zip archive that holds one)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"data.path={path} does not exist; give the path of a UTF-8 text file")
+    if path.is_dir():
+        raise UserError(f"data.path={path} is a directory; give the path of a UTF-8 text file inside it")
+    return path
 
 
 def read_member(path: Path, member: str) -> bytes:

@@ -14,7 +14,7 @@ from rnnlab.data.files.download import DataFile
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
 from rnnlab.data.text.cache import TokenCache, writable
-from rnnlab.data.text.corpus import PREPROCESSING, TOKENS
+from rnnlab.data.text.corpus import PREPROCESSING, TOKENS, check_source_path
 from rnnlab.data.text.tokens import encode_file
 from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
@@ -131,7 +131,7 @@ class LanguageModelData(L.LightningDataModule):
             "max_tokens": self.max_tokens,
             "member": self.member,
         }
-        return TokenCache(self.file.source(), root, settings)
+        return TokenCache(check_source_path(self.file.source()), root, settings)
 
     def _ids_and_vocab(self) -> tuple[np.ndarray, Vocab]:
         cache = self._token_cache()

@@ -1,0 +1,195 @@
+"""Corpora of 100 MB and 1 GB: tokenising speed, start-up on a warm cache, memory, DDP.
+
+    python benchmarks/corpus.py [--sizes 100,1000] [--steps 300] [--skip ddp]
+                                [--out outputs/benchmarks/corpus.md]
+
+Generated text (The Time Machine repeated, ASCII) goes to a temporary folder that is deleted at
+the end; nothing large is written elsewhere. Figures:
+- cold tokenisation, MB/s, of `rnnlab.data.text.tokens.encode_file` for raw chars, d2l chars, bytes
+  and words (words at the smallest size only: a list of Python strings per word needs about 70 bytes
+  a word);
+- process start to the first optimiser step of `train.py data=text` on a warm cache, next to the
+  same on The Time Machine;
+- peak RSS of `train.py` training `--steps` steps on each size (validation capped);
+- a 2-process `trainer=ddp` run on the smallest size with an empty cache: how many processes built
+  the cache, and each one's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import ROOT, run_command, train_command, write_table
+
+TIME_MACHINE = ROOT / "src" / "rnnlab" / "data" / "bundled" / "timemachine.txt"
+
+
+def generate(path: Path, megabytes: int) -> Path:
+    chunk = TIME_MACHINE.read_bytes()
+    with open(path, "wb") as file:
+        for _ in range(megabytes * 1_000_000 // len(chunk) + 1):
+            file.write(chunk)
+        file.truncate(megabytes * 1_000_000)
+    return path
+
+
+def tokenising_speed(path: Path, preprocess: str, tokens: str) -> float:
+    """MB/s of a cold tokenisation, in a fresh process (so one measurement's memory does not linger)."""
+    code = (
+        "import sys, time; from rnnlab.data.text.tokens import encode_file; t = time.perf_counter(); "
+        f"encode_file({str(path)!r}, {preprocess!r}, {tokens!r}); print(time.perf_counter() - t)"
+    )
+    seconds = float(
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    )
+    return path.stat().st_size / 1e6 / seconds
+
+
+def first_step_seconds(folder: Path, *overrides: str) -> float:
+    stamp = folder / "first_step"
+    command = train_command(
+        folder / "run",
+        "trainer.max_steps=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.limit_val_batches=1",
+        "test=false",
+        *overrides,
+        "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.Throughput",
+        f"+callbacks.step_clock.first_step_file={stamp}",
+    )
+    started = time.time()
+    run_command(command)
+    return float(stamp.read_text()) - started
+
+
+def peak_rss_of_tree(command: list[str], env: dict[str, str]) -> tuple[int, dict[int, float]]:
+    """Run a command, sampling the peak RSS (VmHWM) of it and of every process it starts.
+
+    Returns (exit status, {pid: peak MB}).
+    """
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    peaks: dict[int, float] = {}
+
+    def descendants(root: int) -> list[int]:
+        children = Path(f"/proc/{root}/task/{root}/children")
+        found = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return found + [pid for child in found for pid in descendants(child)]
+
+    def sample() -> None:
+        while process.poll() is None:
+            for pid in [process.pid, *descendants(process.pid)]:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+                except OSError:
+                    continue
+                match = re.search(r"VmHWM:\s+(\d+) kB", status)
+                if match and "train.py" in cmdline:
+                    peaks[pid] = max(peaks.get(pid, 0.0), int(match.group(1)) / 1024)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    status = process.wait()
+    watcher.join()
+    return status, peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000", help="corpus sizes in MB")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the memory runs")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: speed,startup,memory,ddp")
+    parser.add_argument("--out", default="outputs/benchmarks/corpus.md")
+    args = parser.parse_args()
+    sizes, skip = [int(s) for s in args.sizes.split(",")], set(filter(None, args.skip.split(",")))
+    lines = [f"corpora of {', '.join(f'{s} MB' for s in sizes)}: The Time Machine repeated", ""]
+    with tempfile.TemporaryDirectory(prefix="rnnlab-corpus-") as folder:
+        root = Path(folder)
+        corpora = {size: generate(root / f"corpus-{size}mb.txt", size) for size in sizes}
+        env = {**os.environ, "RNNLAB_DATA_DIR": str(root / "data")}
+        os.environ["RNNLAB_DATA_DIR"] = env["RNNLAB_DATA_DIR"]  # run_command's children, too
+
+        if "speed" not in skip:
+            lines += ["| cold tokenisation, MB/s | " + " | ".join(f"{s} MB" for s in sizes) + " |"]
+            lines += ["|---|" + "---|" * len(sizes)]
+            for preprocess, tokens in (("raw", "char"), ("d2l", "char"), ("raw", "byte"), ("raw", "word")):
+                cells = [
+                    f"{tokenising_speed(path, preprocess, tokens):.0f}"
+                    if tokens != "word" or size == sizes[0]
+                    else "not run (memory)"
+                    for size, path in corpora.items()
+                ]
+                lines.append(f"| {tokens} ({preprocess}) | " + " | ".join(cells) + " |")
+                print(lines[-1], flush=True)
+            lines.append("")
+
+        big = ["data=text", "data.preprocess=raw", "data.eval_max_tokens=20000", "data.test_max_tokens=20000"]
+        if "startup" not in skip:
+            lines += ["| process start to first optimiser step | seconds |", "|---|---|"]
+            lines.append(f"| The Time Machine | {first_step_seconds(root / 'tm'):.2f} |")
+            for size, path in corpora.items():
+                first_step_seconds(root / f"warm-{size}", *big, f"data.path={path}")  # builds the cache
+                seconds = first_step_seconds(root / f"start-{size}", *big, f"data.path={path}")
+                lines.append(f"| {size} MB, warm cache | {seconds:.2f} |")
+                print(lines[-1], flush=True)
+            lines.append("")
+
+        if "memory" not in skip:
+            lines += [f"| peak RSS of train.py, {args.steps} steps | MB |", "|---|---|"]
+            for size, path in corpora.items():
+                command = train_command(
+                    root / f"memory-{size}",
+                    *big,
+                    f"data.path={path}",
+                    "trainer.max_epochs=1",
+                    f"trainer.limit_train_batches={args.steps}",
+                    "trainer.limit_val_batches=5",
+                    "test=false",
+                )
+                status, peaks = peak_rss_of_tree(command, env)
+                lines.append(
+                    f"| {size} MB | {max(peaks.values()):,.0f} |" if not status else f"| {size} MB | failed |"
+                )
+                print(lines[-1], flush=True)
+            lines.append("")
+
+        if "ddp" not in skip:
+            size, path = next(iter(corpora.items()))
+            fresh = {**env, "RNNLAB_DATA_DIR": str(root / "ddp-data")}
+            run_dir = root / "ddp"
+            command = train_command(
+                run_dir,
+                *big,
+                f"data.path={path}",
+                "trainer=ddp",
+                "trainer.accelerator=cpu",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=20",
+                "trainer.limit_val_batches=2",
+                "test=false",
+            )
+            status, peaks = peak_rss_of_tree(command, fresh)
+            logs = "".join(p.read_text() for p in run_dir.glob("*.log"))
+            builds = logs.count("tokenising")
+            rss = ", ".join(f"{mb:,.0f}" for mb in sorted(peaks.values(), reverse=True))
+            lines += [
+                f"2-process DDP on {size} MB, empty cache: exit {status}, cache built {builds} time(s), "
+                f"peak RSS per process {rss} MB",
+            ]
+            print(lines[-1], flush=True)
+    write_table(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
