@@ -129,3 +129,23 @@ def test_processes_starting_on_a_new_corpus_at_once_build_it_once(source, tmp_pa
     assert all(worker.exitcode == 0 for worker in workers)
     assert len(record.read_text().splitlines()) == 1  # one built it; the others waited, then mapped it
     assert TokenCache(source, tmp_path / "cache", SETTINGS).load() is not None
+
+
+def test_a_disk_that_cannot_hold_the_cache_is_one_line_and_leaves_no_cache(source, tmp_path, monkeypatch):
+    import errno
+
+    from rnnlab.data.text import cache as cache_module
+    from rnnlab.errors import UserError
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "atomic_file", full)
+    cache = TokenCache(source, tmp_path / "cache", SETTINGS)
+    with pytest.raises(
+        UserError,
+        match=r"could not write the token cache .* \(No space left on device\); "
+        r"free some space or pass data.cache=false",
+    ):
+        cache.ensure()
+    assert cache.load() is None and not (cache.folder / "meta.json").exists()
