@@ -86,3 +86,19 @@ def test_a_zip_member_is_read_and_a_wrong_archive_or_member_is_one_line(tmp_path
     not_zip.write_text("just text")
     with pytest.raises(UserError, match="is not a complete zip archive"):
         encode_file(not_zip, "raw", "char", member="text8")
+
+
+def test_the_d2l_rule_in_pieces_equals_the_whole_text(monkeypatch, tmp_path: Path):
+    """Long texts are processed in pieces that end at line breaks; the result must not depend on them."""
+    import random
+
+    from rnnlab.data.text import tokens
+
+    rng = random.Random(0)
+    text = "".join(rng.choice("ab \n\r,.\x0bZ\u2028é時") for _ in range(20_000))
+    monkeypatch.setattr(tokens, "_PIECE", 97)
+    path = tmp_path / "pieces.txt"
+    path.write_text(text, encoding="utf-8", newline="")
+    expected_ids, expected_vocab = by_the_book(path, "d2l", "char")
+    ids, vocab = encode_file(path, "d2l", "char")
+    assert vocab == expected_vocab and np.array_equal(ids.astype(np.int64), expected_ids)

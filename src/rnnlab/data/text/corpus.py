@@ -28,7 +28,7 @@ def check_text_file(path: str | Path, decode: bool = True, member: str | None = 
     UTF-8 text without NUL bytes."""
     path = check_source_path(path)
     raw = path.read_bytes() if member is None else read_member(path, member)
-    if not raw.strip():
+    if not raw or raw.isspace():  # (isspace stops at the first other byte; strip would copy the file)
         raise UserError(f"data.path={path} is empty; a corpus needs some text")
     if not decode:
         return raw
