@@ -95,3 +95,18 @@ def test_plain_loop_never_imports_lightning_or_hydra(corpus):
         "hydra",
         "omegaconf",
     }
+
+
+def test_corpus(tmp_path):
+    """benchmarks/corpus.py on a 1 MB corpus it generates (and deletes), DDP part included."""
+    out = tmp_path / "corpus.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
+    command = [sys.executable, "benchmarks/corpus.py", "--sizes", "1", "--steps", "5", f"--out={out}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = out.read_text()
+    for kind in ("char (raw)", "char (d2l)", "byte (raw)", "word (raw)"):
+        assert row(table, kind)[0] > 0  # MB/s
+    assert row(table, "The Time Machine")[0] > 0 and row(table, "1 MB, warm cache")[0] > 0
+    assert row(table, "1 MB")[0] > 100  # peak RSS, MB
+    assert "exit 0, cache built 1 time(s)" in table
