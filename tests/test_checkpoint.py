@@ -75,3 +75,37 @@ def test_a_checkpoint_of_an_older_network_class_asks_for_retraining(tmp_path: Pa
     torch.save({"state_dict": {}, "rnnlab": rnnlab}, path)
     with pytest.raises(UserError, match="probably written by an older version: train it again"):
         load_language_model(path)
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_every_checkpoint_a_run_writes_rebuilds_its_network(tmp_path: Path, repetitive_corpus, weights_only):
+    """Also the weights-only ones, for which Lightning calls no callback."""
+    from rnnlab.run.build import build
+    from tests.test_configs import compose_train
+
+    cfg = compose_train(
+        "data=text",
+        f"data.path={repetitive_corpus}",
+        "data.batch_size=4",
+        "data.num_steps=10",
+        "model=gru",
+        "model.hidden_size=12",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        f"+callbacks.model_checkpoint.save_weights_only={weights_only}",
+        output_dir=str(tmp_path / "run"),
+    )
+    datamodule, task, trainer = build(cfg)
+    trainer.fit(task, datamodule=datamodule)
+    network, vocab = load_language_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert vocab == datamodule.vocab and network.rnn.hidden_size == 12
+
+
+def test_a_checkpoint_without_its_network_config_is_one_line(tmp_path: Path):
+    path = save(tmp_path / "old.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["rnnlab"]["network"]
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match="does not say how to rebuild its network"):
+        load_language_model(path)

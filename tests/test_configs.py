@@ -190,3 +190,19 @@ def test_the_data_picks_its_task_and_the_task_can_still_be_tuned(data, task):
         }[task]
     )
     assert cfg.task.gradient_clip_val == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+trainer.max_epoch=5", r"trainer=.* does not take max_epoch .*~trainer.max_epoch"),
+        (
+            "+callbacks.model_checkpoint.every_n_epoch=2",
+            r"callbacks.model_checkpoint does not take every_n_epoch",
+        ),
+        ("+callbacks.progress.colour=red", r"callbacks.progress does not take colour"),
+    ],
+)
+def test_a_setting_the_trainer_or_a_callback_does_not_take_is_one_line(override, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        build(compose_train(override, output_dir=str(tmp_path)))

@@ -24,6 +24,9 @@ def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    umask = os.umask(0)  # mkstemp makes the file private; give it the mode any new file would get
+    os.umask(umask)
+    os.chmod(temp_name, 0o666 & ~umask)
     try:
         with open(temp_name, "wb") as file:  # opened by name, so `file.name` is the temporary path
             yield file

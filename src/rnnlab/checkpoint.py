@@ -39,6 +39,8 @@ def load_language_model(path: str | Path) -> tuple[nn.Module, Vocab]:
             f"ckpt={path} is a checkpoint of the {meta.get('task')!r} task; "
             "text generation needs a language model"
         )
+    if "network" not in meta:
+        raise UserError(f"ckpt={path} does not say how to rebuild its network (written by an older rnnlab?)")
     vocab = Vocab.from_dict(meta["vocab"])
     kwargs = dict(meta["network"])
     target = kwargs.pop("_target_", "")

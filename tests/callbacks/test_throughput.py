@@ -70,3 +70,28 @@ def test_validation_inside_an_epoch_pauses_the_clock(repetitive_corpus, monkeypa
     assert clock._items == 10 * 4 * 10  # every step counted, across the validation in between
     assert clock._seconds == 10  # the 10 training seconds; the 800 validation seconds left out
     assert clock.last_rate == 400 / 10
+
+
+def test_a_resumed_epoch_is_timed_from_its_first_batch_here(monkeypatch):
+    """A run resumed mid-epoch starts at batch 5: the clock must still start and count."""
+    import torch
+
+    fake = SimpleNamespace(now=0.0)
+    fake.perf_counter = fake.time = lambda: fake.now
+    monkeypatch.setattr(throughput, "time", fake)
+    clock = Throughput(warmup_steps=1)
+    logged = {}
+    trainer = SimpleNamespace(num_training_batches=10, world_size=1, global_step=5)
+    module = SimpleNamespace(
+        device=torch.device("cpu"),
+        throughput_unit="tokens",
+        items_in=lambda batch: 7,
+        log=lambda name, value: logged.update({name: value}),
+    )
+    clock.on_train_epoch_start(trainer, module)
+    for batch_idx in range(5, 10):
+        clock.on_train_batch_start(trainer, module, None, batch_idx)
+        fake.now += 1
+        clock.on_train_batch_end(trainer, module, None, None, batch_idx)
+    clock.on_train_epoch_end(trainer, module)
+    assert clock.rates == [4 * 7 / 4] and logged == {"train/tokens_per_s": 7.0}  # batches 6-9 after warm-up

@@ -25,3 +25,25 @@ def test_a_name_is_kept_within_the_limit_and_stays_unique(length):
 def test_a_name_never_makes_nested_folders_and_is_never_empty():
     assert job_name("data.data_dir=/a/b", 0) == "data.data_dir=_a_b"
     assert job_name("", 7) == "job7"
+
+
+def test_a_path_that_varies_names_the_job_though_paths_are_left_out_by_default():
+    from omegaconf import OmegaConf
+
+    from rnnlab.sweeps.naming import SweepNaming
+
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {
+                    "task": ["data.path=a.txt,b.txt", "model=gru,lstm", "trainer.max_epochs=2"],
+                    "hydra": [],
+                },
+                "sweeper": {},
+                "job": {"config": {"override_dirname": {"exclude_keys": ["data.path", "ckpt_path"]}}},
+            }
+        }
+    )
+    SweepNaming().on_multirun_start(config)
+    (added,) = config.hydra.overrides.hydra
+    assert added == "hydra.job.config.override_dirname.exclude_keys=[ckpt_path,trainer.max_epochs]"

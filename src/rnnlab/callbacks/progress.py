@@ -22,6 +22,12 @@ class EpochLines:
     """
 
     _finished_epoch: int | None = None
+    _validated_epoch: int | None = None  # the last epoch with a validation: its metrics are not stale
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_end(trainer, pl_module)
+        if not trainer.sanity_checking:
+            self._validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -42,16 +48,17 @@ class EpochLines:
         train = logged.get(f"train/{metric}")
         if epoch is None or train is None or not trainer.is_global_zero:
             return
-        val, rate = logged.get(f"val/{metric}"), logged.get(f"train/{unit}_per_s")
+        validated = self._validated_epoch == epoch
+        val, rate = logged.get(f"val/{metric}") if validated else None, logged.get(f"train/{unit}_per_s")
         also = "".join(
             f"  val {name} {logged[f'val/{name}']:.4g}"
             for name in pl_module.also_reported
-            if f"val/{name}" in logged
+            if validated and f"val/{name}" in logged
         )
         log.info(
             "epoch %d/%d  train %s %.4g  val %s %s%s  %s %s/s",
             epoch + 1,
-            trainer.max_epochs,
+            trainer.max_epochs if trainer.max_epochs not in (None, -1) else "-",
             metric,
             train,
             metric,
@@ -100,7 +107,8 @@ class BarProgress(EpochLines, TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
-        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+        of = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}{of}")
 
 
 class LineProgress(EpochLines, ProgressBar):

@@ -30,6 +30,7 @@ class Throughput(Callback):
         self.rates: list[float] = []
         self._items, self._seconds, self._since = 0, 0.0, None
         self._paused_for_validation = False
+        self._seen = 0  # training batches of this epoch that this process ran
 
     @property
     def last_rate(self) -> float | None:
@@ -49,12 +50,13 @@ class Throughput(Callback):
         self._since = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._items, self._seconds, self._since = 0, 0.0, None
+        self._items, self._seconds, self._since, self._seen = 0, 0.0, None, 0
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if batch_idx == self.warmup_steps:
+        # Counted from this process's first batch of the epoch: a resumed epoch starts at a later batch_idx.
+        if self._seen == self.warmup_steps:
             self._run(pl_module)
 
     def on_train_batch_end(
@@ -63,8 +65,9 @@ class Throughput(Callback):
         if self.first_step_file and trainer.global_step >= 1:
             Path(self.first_step_file).write_text(repr(time.time()))
             self.first_step_file = None
-        if batch_idx >= self.warmup_steps:
+        if self._seen >= self.warmup_steps:
             self._items += pl_module.items_in(batch)
+        self._seen += 1
         if batch_idx == trainer.num_training_batches - 1:
             self._pause(pl_module)
 

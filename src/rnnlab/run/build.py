@@ -12,7 +12,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.callbacks.checkpoint_info import NetworkInCheckpoint
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
@@ -62,8 +61,8 @@ def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer.
 
-    The trainer always gets a `Throughput` clock (the run reports its rate) and a
-    `NetworkInCheckpoint` (checkpoints rebuild their network without the data).
+    The trainer always gets a `Throughput` clock (the run reports its rate), and the task the
+    network's config (its checkpoints rebuild the network without the data).
     """
     check_arguments(cfg)
     check_model_fits_data(cfg)
@@ -74,8 +73,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     sizes = datamodule.network_sizes()
     network = create(cfg.model, **sizes)
     task = create_task(cfg, network, datamodule.task_inputs())
-    network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
-    callbacks = [*create_callbacks(cfg, task), Throughput(), NetworkInCheckpoint(network_config)]
+    task.network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
+    callbacks = [*create_callbacks(cfg, task), Throughput()]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, task, trainer

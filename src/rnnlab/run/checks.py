@@ -12,7 +12,7 @@ from typing import Any
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import get_class
+from hydra.utils import get_class, get_object
 from omegaconf import DictConfig
 
 from rnnlab.errors import UserError
@@ -44,7 +44,13 @@ def options_fitting(group: str, fits: Callable[[type], bool]) -> list[str]:
 
 
 def accepted_arguments(cls: type) -> set[str] | None:
-    """The keyword arguments a class takes, along its chain of `**kwargs` constructors (None: any)."""
+    """The keyword arguments a class (or a function) takes, along its chain of `**kwargs`
+    constructors (None: any)."""
+    if not isinstance(cls, type):
+        parameters = inspect.signature(cls).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     accepted: set[str] = set()
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
@@ -56,21 +62,31 @@ def accepted_arguments(cls: type) -> set[str] | None:
     return None
 
 
+def _configured_objects(cfg: DictConfig) -> list[tuple[str, str, DictConfig]]:
+    """(how to name it, its config key, its settings) of everything a run instantiates from the config."""
+    objects = [
+        (f"{group}={choice(cfg, group)}", group, cfg[group])
+        for group in (*CHECKED_GROUPS, "trainer")
+        if cfg.get(group) and "_target_" in cfg[group]
+    ]
+    for group in ("callbacks", "logger"):
+        for name, settings in (cfg.get(group) or {}).items():
+            if settings and "_target_" in settings:
+                objects.append((f"{group}.{name}", f"{group}.{name}", settings))
+    return objects
+
+
 def check_arguments(cfg: DictConfig) -> None:
-    """Every setting of a group must be one its class takes (a key meant for other data, a typo)."""
-    for group in CHECKED_GROUPS:
-        settings = cfg.get(group)
-        if not settings or "_target_" not in settings:
-            continue
-        accepted = accepted_arguments(get_class(settings._target_))
+    """Every setting must be one its class takes (a key meant for other data, a typo)."""
+    for label, key, settings in _configured_objects(cfg):
+        accepted = accepted_arguments(get_object(settings._target_))
         if accepted is None:
             continue
         unknown = sorted(k for k in settings if not k.startswith("_") and k not in accepted)
         if unknown:
-            name = choice(cfg, group)
             raise UserError(
-                f"{group}={name} does not take {', '.join(unknown)} (set on the command line, or by an "
-                f"experiment or debug config meant for another {group}); remove it with ~{group}.{unknown[0]}"
+                f"{label} does not take {', '.join(unknown)} (set on the command line, or by an "
+                f"experiment or debug config meant for something else); remove it with ~{key}.{unknown[0]}"
             )
 
 

@@ -52,7 +52,11 @@ class SweepNaming(Callback):
         if not varying:  # nothing varies: keep every override in the name
             return
         fixed = {o.key_or_group for o in OverridesParser.create().parse_overrides(task)} - varying
-        excluded = [*config.hydra.job.config.override_dirname.exclude_keys, *sorted(fixed)]
+        # A key excluded by default (a path) that varies names the job all the same, or jobs would collide.
+        defaults = [
+            key for key in config.hydra.job.config.override_dirname.exclude_keys if key not in varying
+        ]
+        excluded = [*defaults, *sorted(fixed)]
         with read_write(config.hydra.overrides):
             config.hydra.overrides.hydra.append(
                 f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]"

@@ -6,7 +6,9 @@ class trains on batches of independent examples with Lightning's automatic optim
 `SequenceTask` switches to manual optimisation for truncated BPTT.
 
 What is not the task's job lives elsewhere: the throughput clock (`callbacks.throughput`), the
-epoch line (`callbacks.progress`), the network's config in checkpoints (`callbacks.checkpoint_info`).
+epoch line (`callbacks.progress`). The network's config, which checkpoints carry so that the
+network can be rebuilt without the data, is given by `rnnlab.run.build` (`network_config`), not
+threaded through the constructors.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Task(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
+        self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -239,5 +242,9 @@ class Task(L.LightningModule):
                 logger.experiment.add_text(tag, text, self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Plain data only, so that `torch.load(weights_only=True)` can read it.
-        checkpoint.setdefault("rnnlab", {}).update(task=self.kind, **self.checkpoint_extras())
+        # Plain data only, so that `torch.load(weights_only=True)` can read it. Written here rather than
+        # by a callback: Lightning skips callbacks when it saves weights only.
+        info = {"task": self.kind, **self.checkpoint_extras()}
+        if self.network_config is not None:
+            info["network"] = self.network_config
+        checkpoint.setdefault("rnnlab", {}).update(info)

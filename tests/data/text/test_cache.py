@@ -149,3 +149,40 @@ def test_a_disk_that_cannot_hold_the_cache_is_one_line_and_leaves_no_cache(sourc
     ):
         cache.ensure()
     assert cache.load() is None and not (cache.folder / "meta.json").exists()
+
+
+def test_a_source_rewritten_while_it_is_tokenised_leaves_no_cache(source, tmp_path, monkeypatch):
+    from rnnlab.data.text import cache as cache_module
+    from rnnlab.errors import UserError
+
+    def rewrite_meanwhile(path, **settings):
+        result = encode_file(path, **settings)
+        source.write_text(TEXT.replace("T", "W"))  # same size, other bytes, a new mtime
+        os.utime(source, ns=(10**18, 10**18))
+        return result
+
+    monkeypatch.setattr(cache_module, "encode_file", rewrite_meanwhile)
+    cache = TokenCache(source, tmp_path / "cache", SETTINGS)
+    with pytest.raises(UserError, match="changed while it was being tokenised"):
+        cache.ensure()
+    assert cache.load() is None
+
+
+def test_a_corpus_with_too_few_tokens_is_refused_before_anything_is_cached(tmp_path):
+    from rnnlab.errors import UserError
+
+    digits = tmp_path / "digits.txt"
+    digits.write_text("123 456\n!!!\n")
+    cache = TokenCache(digits, tmp_path / "cache", SETTINGS)
+    with pytest.raises(UserError, match="has 0 distinct char token"):
+        cache.ensure()
+    assert not (cache.folder / "meta.json").exists() and not (cache.folder / "ids.bin").exists()
+
+
+def test_cache_files_get_the_permissions_of_any_new_file(source, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        cache = built(source, tmp_path / "cache")
+    finally:
+        os.umask(previous)
+    assert all((cache.folder / name).stat().st_mode & 0o777 == 0o644 for name in ("ids.bin", "meta.json"))

@@ -147,3 +147,18 @@ def test_validation_and_test_can_be_capped_and_the_run_says_so(tmp_path: Path):
     assert data.summary() == {"val_tokens_scored": 100}
     capped = make(tmp_path, path=str(corpus), eval_max_tokens=100, test_max_tokens=50)
     assert capped.summary() == {"val_tokens_scored": 100, "test_tokens_scored": 50}
+
+
+def test_pickled_for_spawned_processes_without_the_corpus(tmp_path: Path):
+    import pickle
+
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TEXT * 20)
+    data = make(tmp_path, path=str(corpus))
+    pickled = pickle.dumps(data)
+    assert len(pickled) < corpus.stat().st_size / 4  # not a copy of the mapped tokens
+    again = pickle.loads(pickled)
+    again.setup("fit")  # maps the cache again
+    assert again.vocab == data.vocab and np.array_equal(
+        again.split_tokens["train"], data.split_tokens["train"]
+    )

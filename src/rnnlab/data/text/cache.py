@@ -52,7 +52,7 @@ class TokenCache:
         if not meta_file.exists():
             return None
         meta = json.loads(meta_file.read_text())
-        problem = self._problem(meta)
+        problem = self._problem(meta) or ("no tokens" if not meta.get("tokens") else None)
         if problem:
             log.info("token cache %s is out of date (%s); building it again", self.folder, problem)
             return None
@@ -100,9 +100,14 @@ class TokenCache:
             ) from None
 
     def build(self) -> tuple[np.ndarray, Vocab]:
-        stat = self.source.stat()
+        stat, sha1 = self.source.stat(), file_digest(self.source)
         log.info("tokenising %s once into %s", self.source, self.folder)
         ids, vocab = encode_file(self.source, **{k: v for k, v in self.settings.items() if k != "format"})
+        after = self.source.stat()
+        if (after.st_size, after.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            raise UserError(
+                f"{self.source} changed while it was being tokenised; run again once it is written"
+            )
         (self.folder / "meta.json").unlink(missing_ok=True)  # the old meta no longer describes the ids
         with atomic_file(self.folder / "ids.bin") as file:
             file.write(memoryview(np.ascontiguousarray(ids)).cast("B"))
@@ -116,7 +121,7 @@ class TokenCache:
                 "path": str(self.source.resolve()),
                 "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
-                "sha1": file_digest(self.source),
+                "sha1": sha1,
             },
         }
         write_text_atomically(self.folder / "meta.json", json.dumps(meta, indent=2) + "\n")

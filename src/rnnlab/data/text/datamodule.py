@@ -109,6 +109,13 @@ class LanguageModelData(L.LightningDataModule):
         self.split_tokens: dict[str, np.ndarray] = {}
         self.held_out: dict[str, int] = {}  # tokens in each held-out block, before any cap
 
+    def __getstate__(self) -> dict:
+        """Pickled (for `ddp_spawn`) without the token arrays: pickling a memory map copies the whole
+        corpus into every process; each process maps the cache again in `setup`."""
+        state = self.__dict__.copy()
+        state.update(vocab=None, split_tokens={}, held_out={})
+        return state
+
     # -- where the text comes from -------------------------------------------------------------
     def prepare_data(self) -> None:
         self.file.prepare()
