@@ -85,6 +85,25 @@ def train_command(run_dir: str | Path, *overrides: str) -> list[str]:
     return [sys.executable, "scripts/train.py", *overrides, f"hydra.run.dir={run_dir}"]
 
 
+def first_step_seconds(folder: Path, *overrides: str) -> float:
+    """From launching train.py (its run directory in `folder`) to the end of its first optimiser step,
+    which the run itself stamps into a file."""
+    stamp = folder / "first_step"
+    command = train_command(
+        folder / "run",
+        "trainer.max_steps=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.limit_val_batches=1",
+        "test=false",
+        *overrides,
+        "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.Throughput",
+        f"+callbacks.step_clock.first_step_file={stamp}",
+    )
+    started = time.time()  # wall clock, as the stamp is written by another process
+    run_command(command)
+    return float(stamp.read_text()) - started
+
+
 def plain_tokens_per_s(network, batches, optimizer_factory, clip: float, device: str, warmup: int) -> float:
     """The loop a PyTorch user writes by hand: forward, loss, backward, clip, step, carry the state."""
     import torch

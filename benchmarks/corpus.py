@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, run_command, train_command, write_table
+from common import ROOT, first_step_seconds, train_command, write_table
 
 TIME_MACHINE = ROOT / "src" / "rnnlab" / "data" / "bundled" / "timemachine.txt"
 
@@ -51,23 +51,6 @@ def tokenising_speed(path: Path, preprocess: str, tokens: str) -> float:
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     )
     return path.stat().st_size / 1e6 / seconds
-
-
-def first_step_seconds(folder: Path, *overrides: str) -> float:
-    stamp = folder / "first_step"
-    command = train_command(
-        folder / "run",
-        "trainer.max_steps=1",
-        "trainer.num_sanity_val_steps=0",
-        "trainer.limit_val_batches=1",
-        "test=false",
-        *overrides,
-        "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.Throughput",
-        f"+callbacks.step_clock.first_step_file={stamp}",
-    )
-    started = time.time()
-    run_command(command)
-    return float(stamp.read_text()) - started
 
 
 def peak_rss_of_tree(command: list[str], env: dict[str, str]) -> tuple[int, dict[int, float]]:

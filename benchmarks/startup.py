@@ -14,40 +14,25 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from common import (
     accelerator,
     add_data_option,
     data_overrides,
-    run_command,
-    train_command,
+    first_step_seconds,
     wall_time,
     write_table,
 )
 
 
-def first_step_seconds(args: argparse.Namespace) -> float:
-    """From launching train.py to the end of its first optimiser step (which the run itself stamps)."""
+def median_first_step_seconds(args: argparse.Namespace) -> float:
+    """The median of `--repeats` fresh runs of `common.first_step_seconds`."""
     times = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as folder:
-            stamp = Path(folder) / "first_step"
-            command = train_command(
-                f"{folder}/run",
-                f"trainer.accelerator={accelerator(args)}",
-                "trainer.max_steps=1",
-                "trainer.num_sanity_val_steps=0",
-                "trainer.limit_val_batches=1",
-                "test=false",
-                *data_overrides(args),
-                "+callbacks.step_clock._target_=rnnlab.callbacks.throughput.Throughput",
-                f"+callbacks.step_clock.first_step_file={stamp}",
-            )
-            started = time.time()  # wall clock, as the stamp is written by another process
-            run_command(command)
-            times.append(float(stamp.read_text()) - started)
+            overrides = [f"trainer.accelerator={accelerator(args)}", *data_overrides(args)]
+            times.append(first_step_seconds(Path(folder), *overrides))
     return statistics.median(times)
 
 
@@ -61,7 +46,7 @@ def main() -> None:
 
     compose_s = wall_time([sys.executable, "scripts/train.py", "--cfg", "job"], args.repeats)
     lightning_s = wall_time([sys.executable, "-c", "import lightning"], args.repeats)
-    first_step_s = first_step_seconds(args)
+    first_step_s = median_first_step_seconds(args)
     lines = [
         f"device {args.device}, median of {args.repeats}",
         "",
