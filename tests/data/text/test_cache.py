@@ -89,6 +89,7 @@ def test_a_touched_but_unchanged_source_keeps_its_cache(source, tmp_path, caplog
     os.utime(source, ns=(1, 1))  # another mtime, same bytes: checked by SHA-1, not rebuilt
     caplog.set_level(logging.INFO)
     assert cache.load() is not None and "out of date" not in caplog.text
+    assert json.loads((cache.folder / "meta.json").read_text())["source"]["mtime_ns"] == 1  # not hashed again
 
 
 def test_each_setting_that_changes_the_ids_has_its_own_cache(source, tmp_path):

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,11 @@ class TokenCache:
         if not meta_file.exists():
             return None
         meta = json.loads(meta_file.read_text())
-        problem = self._problem(meta) or ("no tokens" if not meta.get("tokens") else None)
+        problem = self._problem(meta)
         if problem:
             log.info("token cache %s is out of date (%s); building it again", self.folder, problem)
             return None
+        self._record_mtime(meta)
         ids = np.memmap(self.folder / "ids.bin", dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
         return ids, Vocab.from_dict(json.loads((self.folder / "vocab.json").read_text()))
 
@@ -73,6 +74,16 @@ class TokenCache:
             return "the source file changed"
         return None
 
+    def _record_mtime(self, meta: dict[str, Any]) -> None:
+        """A source touched but unchanged (same SHA-1): record its new mtime, so that later runs need
+        not hash it again. Best effort: a cache another user owns stays valid without it."""
+        mtime = self.source.stat().st_mtime_ns
+        if meta["source"]["mtime_ns"] == mtime:
+            return
+        meta["source"]["mtime_ns"] = mtime
+        with suppress(OSError):
+            write_text_atomically(self.folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+
     # -- writing --------------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -84,15 +95,19 @@ class TokenCache:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def ensure(self) -> None:
-        """Build the cache unless a valid one exists (another process may have just built it)."""
-        if self.load() is not None:
-            return
+    def ensure(self) -> tuple[np.ndarray, Vocab]:
+        """The mapped ids and vocabulary, built first unless a valid cache exists (another process
+        may have just built it)."""
+        loaded = self.load()
+        if loaded is not None:
+            return loaded
         try:
             with self._locked():
-                if self.load() is not None:  # built while this process waited for the lock
-                    return
-                self.build()
+                loaded = self.load()  # built while this process waited for the lock?
+                if loaded is None:
+                    self.build()
+                    loaded = self.load()
+                return loaded
         except OSError as error:  # a full disk, a folder that turned read-only
             raise UserError(
                 f"could not write the token cache {self.folder} ({error.strerror or error}); free some space "

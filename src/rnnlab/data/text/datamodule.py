@@ -144,10 +144,7 @@ class LanguageModelData(L.LightningDataModule):
         cache = self._token_cache()
         if cache is None:
             return encode_file(self.file.source(), self.preprocess, self.tokens, self.max_tokens, self.member)
-        cache.ensure()  # a no-op after prepare_data
-        loaded = cache.load()
-        assert loaded is not None, f"the token cache {cache.folder} was not written"
-        return loaded
+        return cache.ensure()  # after prepare_data: maps what it built
 
     # -- tokens ---------------------------------------------------------------------------------
     @property
@@ -182,13 +179,7 @@ class LanguageModelData(L.LightningDataModule):
         if self.vocab is not None:  # rnnlab calls setup before Lightning does, to size the network
             return
         path = self.file.source()
-        ids, vocab = self._ids_and_vocab()
-        if len(vocab) < 3:
-            raise UserError(
-                f"{path} has {len(vocab) - 1} distinct {self.tokens} token(s) after "
-                f"data.preprocess={self.preprocess}; a language model needs at least 2 "
-                "(try data.preprocess=raw, or another file)"
-            )
+        ids, vocab = self._ids_and_vocab()  # encode_file refused fewer than 2 distinct tokens
         self.split_tokens = cut(ids, self.splits)
         for split, cap in self.max_scored.items():
             self.held_out[split] = len(self.split_tokens[split])

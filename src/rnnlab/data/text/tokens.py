@@ -50,18 +50,32 @@ def encode_file(
         return np.frombuffer(raw, dtype=np.uint8)[:max_tokens], ByteVocab()
     raw = check_text_file(path, member=member)
     if tokens == "word":
-        return _at_least_two(*_words(raw, preprocess, max_tokens), path, preprocess, tokens)
-    if preprocess == "d2l" or raw.isascii():
-        # One byte a character: ids by a 256-entry translation table, at memory speed.
-        text = _d2l_chars(raw) if preprocess == "d2l" else raw
-        text = text if max_tokens is None else text[:max_tokens]
-        order = frequency_order(np.frombuffer(text, dtype=np.uint8))
-        table = bytearray(256)
-        for index, symbol in enumerate(order.tolist(), start=1):
-            table[symbol] = index
-        vocab = Vocab([UNKNOWN, *(chr(symbol) for symbol in order.tolist())])
-        ids = np.frombuffer(text.translate(bytes(table)), dtype=np.uint8)
-        return _at_least_two(ids, vocab, path, preprocess, tokens)
+        ids, vocab = _words(raw, preprocess, max_tokens)
+    elif preprocess == "d2l" or raw.isascii():
+        ids, vocab = _byte_chars(_d2l_chars(raw) if preprocess == "d2l" else raw, max_tokens)
+    else:
+        ids, vocab = _code_point_chars(raw, max_tokens)
+    if len(vocab) < 3:  # refused here, before anything is cached
+        raise UserError(
+            f"{path} has {len(vocab) - 1} distinct {tokens} token(s) after data.preprocess={preprocess}; "
+            "a language model needs at least 2 (try data.preprocess=raw, or another file)"
+        )
+    return ids, vocab
+
+
+def _byte_chars(text: bytes, max_tokens: int | None) -> tuple[np.ndarray, Vocab]:
+    """One byte a character (d2l or ASCII text): ids by a 256-entry translation table, at memory speed."""
+    text = text if max_tokens is None else text[:max_tokens]
+    order = frequency_order(np.frombuffer(text, dtype=np.uint8)).tolist()
+    table = bytearray(256)
+    for index, symbol in enumerate(order, start=1):
+        table[symbol] = index
+    vocab = Vocab([UNKNOWN, *(chr(symbol) for symbol in order)])
+    return np.frombuffer(text.translate(bytes(table)), dtype=np.uint8), vocab
+
+
+def _code_point_chars(raw: bytes, max_tokens: int | None) -> tuple[np.ndarray, Vocab]:
+    """Characters of any script, as code points."""
     symbols = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)[:max_tokens]
     order = frequency_order(symbols)
     vocab = Vocab([UNKNOWN, *(chr(int(symbol)) for symbol in order)])
@@ -70,16 +84,6 @@ def encode_file(
     ids = np.empty(len(symbols), dtype=table.dtype)
     for start in range(0, len(symbols), 1 << 24):  # in slices: numpy makes an int64 copy of each index
         ids[start : start + (1 << 24)] = table[symbols[start : start + (1 << 24)]]
-    return _at_least_two(ids, vocab, path, preprocess, tokens)
-
-
-def _at_least_two(ids: np.ndarray, vocab: Vocab, path: str | Path, preprocess: str, tokens: str):
-    """A language model needs two distinct tokens or more: refused here, before anything is cached."""
-    if len(vocab) < 3:
-        raise UserError(
-            f"{path} has {len(vocab) - 1} distinct {tokens} token(s) after data.preprocess={preprocess}; "
-            "a language model needs at least 2 (try data.preprocess=raw, or another file)"
-        )
     return ids, vocab
 
 
