@@ -22,12 +22,6 @@ class EpochLines:
     """
 
     _finished_epoch: int | None = None
-    _validated_epoch: int | None = None  # the last epoch with a validation: its metrics are not stale
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_epoch_end(trainer, pl_module)
-        if not trainer.sanity_checking:
-            self._validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -48,7 +42,7 @@ class EpochLines:
         train = logged.get(f"train/{metric}")
         if epoch is None or train is None or not trainer.is_global_zero:
             return
-        validated = self._validated_epoch == epoch
+        validated = pl_module.validated_epoch == epoch  # else val/* are an earlier epoch's
         val, rate = logged.get(f"val/{metric}") if validated else None, logged.get(f"train/{unit}_per_s")
         also = "".join(
             f"  val {name} {logged[f'val/{name}']:.4g}"

@@ -43,19 +43,16 @@ def options_fitting(group: str, fits: Callable[[type], bool]) -> list[str]:
     return [name for name in sorted(names) if fits(get_class(compose(f"{group}/{name}")[group]._target_))]
 
 
-def accepted_arguments(cls: type) -> set[str] | None:
-    """The keyword arguments a class (or a function) takes, along its chain of `**kwargs`
-    constructors (None: any)."""
-    if not isinstance(cls, type):
-        parameters = inspect.signature(cls).parameters.values()
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return None
-        return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+def accepted_arguments(target: Any) -> set[str] | None:
+    """The keyword arguments a function, or a class along its chain of `**kwargs` constructors,
+    takes (None: any)."""
+    if isinstance(target, type):
+        functions = [klass.__init__ for klass in target.__mro__ if "__init__" in vars(klass)]
+    else:
+        functions = [target]
     accepted: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
+    for function in functions:
+        parameters = inspect.signature(function).parameters.values()
         accepted |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             return accepted - {"self"}

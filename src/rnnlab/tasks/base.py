@@ -75,6 +75,7 @@ class Task(L.LightningModule):
         self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
+        self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -213,7 +214,10 @@ class Task(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict({f"val/{k}": v for k, v in self.compute_metrics("val").items()}, prog_bar=True)
-        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
+        if self.trainer.sanity_checking:
+            return
+        self.validated_epoch = self.current_epoch
+        if self.trainer.is_global_zero:
             self.report("val")
 
     def on_test_epoch_end(self) -> None:

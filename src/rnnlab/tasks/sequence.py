@@ -50,7 +50,6 @@ class SequenceTask(Task):
         self.tbptt_steps, self.carry_state = tbptt_steps, self.inputs.carry_state
         self.train_state: Any = None
         self.eval_state: Any = None
-        self._validated_epoch: int | None = None
 
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return batch[1].numel()  # every step of every row is a prediction
@@ -89,18 +88,13 @@ class SequenceTask(Task):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             # Only on this epoch's validation, as Lightning does for the other tasks: not on a stale one.
             val = self.trainer.callback_metrics.get(f"val/{self.metric}")
-            if val is not None and self._validated_epoch == self.current_epoch:
+            if val is not None and self.validated_epoch == self.current_epoch:
                 scheduler.step(val)
         elif scheduler is not None:
             scheduler.step()
 
     def on_validation_epoch_start(self) -> None:
         self.eval_state = None
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if not self.trainer.sanity_checking:
-            self._validated_epoch = self.current_epoch
 
     def on_test_epoch_start(self) -> None:
         self.eval_state = None

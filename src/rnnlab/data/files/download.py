@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from rnnlab.atomic import atomic_file
@@ -87,9 +88,10 @@ class DataFile:
     def cached(self) -> Path:
         return Path(self.data_dir).expanduser() / (self.filename or "")
 
-    @property
+    @cached_property
     def bundled(self) -> Path | None:
-        """The copy shipped inside the package, when there is one with the expected checksum."""
+        """The copy shipped inside the package, when there is one with the expected checksum (hashed
+        once: a run asks for the source several times)."""
         if not self.filename or not self.checksum:
             return None
         copy = BUNDLED / self.filename
