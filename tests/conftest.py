@@ -34,6 +34,15 @@ def repetitive_corpus(tmp_path: Path) -> Path:
     return write_repetitive_corpus(tmp_path / "corpus.txt")
 
 
+@pytest.fixture(autouse=True)
+def empty_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty data directory of its own: the token caches that runs write, and any
+    download, stay out of the user's ~/.cache/rnnlab."""
+    folder = tmp_path_factory.mktemp("data-dir")
+    monkeypatch.setenv("RNNLAB_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run the CLI in (its cwd)."""
