@@ -69,3 +69,20 @@ def test_batch_shapes_the_corpus_cannot_fill_are_refused():
         RandomWindows(1000, 64, 35)
     with pytest.raises(UserError, match="does not divide over 3 processes"):
         SequentialPartition(1000, 4, 7, rank=0, world_size=3)
+
+
+@pytest.mark.parametrize("make", [SequentialPartition, RandomWindows])
+def test_a_resumed_epoch_starts_at_the_batch_after_the_last_one_trained(make):
+    whole = batches(make(N, 4, 7, seed=3), epoch=2)
+    resumed = make(N, 4, 7, seed=3)
+    resumed.resume_at(epoch=2, batches_done=5)
+    rest = batches(resumed, epoch=2)
+    assert len(rest) == len(whole) - 5
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(rest, whole[5:], strict=True))
+    assert len(batches(resumed, epoch=3)) == len(whole)  # the next epoch is whole again
+
+
+def test_a_position_saved_in_another_epoch_skips_nothing():
+    sampler = SequentialPartition(N, 4, 7, seed=3)
+    sampler.resume_at(epoch=1, batches_done=5)  # saved at the end of epoch 1: epoch 2 starts afresh
+    assert len(batches(sampler, epoch=2)) == len(sampler)

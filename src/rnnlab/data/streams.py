@@ -6,7 +6,8 @@ costs one gather, never a Python loop over tokens.
 
 The samplers re-draw their random offset (and order) per epoch in `set_epoch`, which Lightning calls
 on a loader's sampler before every epoch, from a generator seeded by (seed, epoch): a run is
-reproducible and a resumed run sees the same batches as an uninterrupted one.
+reproducible, and a run resumed in the middle of an epoch (`resume_at`) picks up at the batch after
+the last one it trained on, exactly as an uninterrupted run would have.
 
 `rank` / `world_size` give each process its own contiguous block of the batch rows, so the rows a
 process sees keep continuing each other under data-parallel training.
@@ -81,9 +82,19 @@ class _WindowSampler(Sampler[Window]):
         self.rows = _rows_of_rank(batch_size, rank, world_size)
         self.seed = seed
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Skip the first `batches_done` batches of `epoch` (once: later epochs start from the first)."""
+        self._resume = (epoch, batches_done)
+
+    def _skipped(self) -> int:
+        """How many batches this pass over the data starts after (a resumed epoch's done ones)."""
+        resume, self._resume = self._resume, None
+        return resume[1] if resume is not None and resume[0] == self.epoch else 0
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -132,7 +143,7 @@ class SequentialPartition(_WindowSampler):
         if self.random_offset:
             offset = int(torch.randint(self.num_steps, (1,), generator=self._generator()))
         starts = offset + torch.arange(self.batch_size)[self.rows] * self.stream_length
-        for step in range(0, len(self) * self.num_steps, self.num_steps):
+        for step in range(self._skipped() * self.num_steps, len(self) * self.num_steps, self.num_steps):
             yield Window(starts + step, min(self.num_steps, self.stream_length - step))
 
 
@@ -167,5 +178,6 @@ class RandomWindows(_WindowSampler):
         offset = int(torch.randint(self.num_steps, (1,), generator=generator))
         order = torch.randperm(self.num_windows, generator=generator)
         starts = offset + order * self.num_steps
-        for batch in starts[: len(self) * self.batch_size].view(len(self), self.batch_size):
+        batches = starts[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        for batch in batches[self._skipped() :]:
             yield Window(batch[self.rows], self.num_steps)

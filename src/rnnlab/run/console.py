@@ -14,6 +14,10 @@ WARNINGS_TO_IGNORE = (
     ".*smaller than the logging interval.*",
     # Raised from inside Lightning 2.6 on torch >= 2.10; nothing a user can act on.
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    # Lightning looks for a resumable loader; rnnlab's datamodules restore the position instead.
+    ".*your dataloader is not resumable.*",
+    # Resuming into a run's own folder, where its checkpoints already are.
+    ".*Checkpoint directory .* exists and is not empty.*",
     # matplotlib on numpy 2 about torch's __array__, when a confusion matrix is drawn.
     ".*__array__ implementation doesn't accept a copy keyword.*",
 )

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
+from rnnlab import random_state
 from rnnlab.contract import TaskInputs
 from rnnlab.errors import UserError
 
@@ -76,6 +77,7 @@ class Task(L.LightningModule):
         self.figure_every_n_epochs = figure_every_n_epochs
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
         self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
+        self.resumed_from: dict[str, Any] | None = None  # a checkpoint's training state, until applied
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -245,10 +247,58 @@ class Task(L.LightningModule):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text(tag, text, self.global_step)
 
+    # -- checkpoints and exact resume ---------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain data only, so that `torch.load(weights_only=True)` can read it. Written here rather than
         # by a callback: Lightning skips callbacks when it saves weights only.
         info = {"task": self.kind, **self.checkpoint_extras()}
         if self.network_config is not None:
             info["network"] = self.network_config
+        if self._trainer is not None:
+            info["training_state"] = self.training_state()
         checkpoint.setdefault("rnnlab", {}).update(info)
+
+    def training_state(self) -> dict[str, Any]:
+        """What an exact resume needs besides what Lightning saves (weights, optimiser, schedulers,
+        loop counters) and the datamodule's position: the random generators and the epoch's
+        metric accumulators, tagged with their epoch."""
+        metrics = {
+            name: {"state": dict(metric.metric_state), "updates": metric.update_count}
+            for name, metric in self.stage_metrics("train").items()
+        }
+        return {"epoch": self.current_epoch, "random": random_state.capture(), "train_metrics": metrics}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.resumed_from = checkpoint.get("rnnlab", {}).get("training_state")
+
+    def on_train_start(self) -> None:
+        state, self.resumed_from = self.resumed_from, None
+        if state is None:
+            return
+        random_state.restore(state["random"])
+        self._follow_new_schedule()
+        # Lightning resumes a checkpoint from inside an epoch without calling `on_train_epoch_start`;
+        # one from an epoch's end starts the next epoch afresh, and its state is not wanted.
+        if state["epoch"] == self.current_epoch:
+            self.resume_epoch(state)
+
+    def resume_epoch(self, state: dict[str, Any]) -> None:
+        """Continue the epoch that `state` (a `training_state()`) was saved in: its metric accumulators."""
+        for name, metric in self.stage_metrics("train").items():
+            saved = state["train_metrics"][name]
+            for attr, value in saved["state"].items():
+                setattr(metric, attr, value)
+            metric._update_count = saved["updates"]  # torchmetrics has no public setter for it
+
+    def _follow_new_schedule(self) -> None:
+        """A resumed run's schedulers keep their progress but take this run's settings.
+
+        Lightning restores a scheduler's whole state, its settings included: without this, resuming
+        with a larger `trainer.max_epochs` would keep the cosine schedule's old `T_max`.
+        """
+        if self.scheduler_factory is None:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            for name, value in getattr(self.scheduler_factory, "keywords", {}).items():
+                if hasattr(config.scheduler, name):
+                    setattr(config.scheduler, name, value)

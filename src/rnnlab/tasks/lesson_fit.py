@@ -19,6 +19,10 @@ class LessonFit:
 
     _points: list[tuple[torch.Tensor, torch.Tensor]]
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._points = []  # a run resumed inside an epoch gets no `on_train_epoch_start` for it
+
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         self._points = []

@@ -57,6 +57,13 @@ class SequenceTask(Task):
     def on_train_epoch_start(self) -> None:
         self.train_state = None
 
+    def training_state(self) -> dict[str, Any]:
+        return {**super().training_state(), "carried_state": self.train_state}
+
+    def resume_epoch(self, state: dict[str, Any]) -> None:
+        super().resume_epoch(state)
+        self.train_state = state["carried_state"]
+
     def optimise(self, loss: torch.Tensor) -> None:
         """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
         optimizer = self.optimizers()

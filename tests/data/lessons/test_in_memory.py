@@ -14,7 +14,9 @@ def test_training_order_is_shuffled_from_the_seed_and_changes_every_epoch():
     data = SyntheticSequenceData(num_samples=64, batch_size=8, seed=5)
     data.setup()
     loader = data.train_dataloader()
-    first, second = examples(loader), examples(loader)
+    first = examples(loader)
+    loader.sampler.set_epoch(1)  # as Lightning does before every epoch
+    second = examples(loader)
     assert sorted(first) == sorted(data.splits["train"][0][:, 0, 0].tolist()) and first != second
     again = SyntheticSequenceData(num_samples=64, batch_size=8, seed=5)
     again.setup()

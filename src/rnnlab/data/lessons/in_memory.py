@@ -9,18 +9,20 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from rnnlab.contract import InputKind, TaskInputs
+from rnnlab.data.position import ShuffledExamples, TrainingPosition
 from rnnlab.errors import UserError
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets), first dimension = examples
 
 
-class InMemoryData(L.LightningDataModule):
+class InMemoryData(TrainingPosition, L.LightningDataModule):
     """Train / val / test as (inputs, targets) tensors, batched by an ordinary DataLoader.
 
     A subclass sets `input_kind` and implements `load()` (and, if it downloads, `prepare_data()`).
-    The training order is shuffled from `seed`; under data-parallel training each process gets its
-    own share through a `DistributedSampler` (rnnlab turns Lightning's automatic one off, because the
-    language model's stream samplers shard themselves).
+    The training order is shuffled from (`seed`, epoch), so a run resumed mid-epoch sees the batches
+    an uninterrupted one would; under data-parallel training each process gets its own share
+    (rnnlab turns Lightning's automatic sampler off, because the language model's stream samplers
+    shard themselves).
     """
 
     input_kind: InputKind
@@ -57,22 +59,26 @@ class InMemoryData(L.LightningDataModule):
         return TaskInputs()
 
     # -- batches --------------------------------------------------------------------------------
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = TensorDataset(*self.splits[split])
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:
-            sampler = DistributedSampler(
-                dataset, trainer.world_size, trainer.global_rank, shuffle=shuffle, seed=self.seed
-            )
-            return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        dataset = TensorDataset(*self.splits["train"])
+        sampler = ShuffledExamples(dataset, self.batch_size, seed=self.seed, **self._shard())
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=self.resumable(sampler))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = TensorDataset(*self.splits[split])
+        shard = self._shard()
+        sampler = DistributedSampler(dataset, shuffle=False, **shard) if shard["num_replicas"] > 1 else None
+        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler)
+
+    def _shard(self) -> dict[str, int]:
+        """This process's share of the examples (all of them in a single process)."""
+        trainer = self.trainer
+        if trainer is None:
+            return {"num_replicas": 1, "rank": 0}
+        return {"num_replicas": trainer.world_size, "rank": trainer.global_rank}

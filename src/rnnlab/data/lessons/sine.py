@@ -9,11 +9,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from rnnlab.contract import InputKind, StreamInputs
+from rnnlab.data.position import TrainingPosition
 from rnnlab.data.streams import SequentialPartition, shard_of, window_loader
 from rnnlab.errors import UserError
 
 
-class SineData(L.LightningDataModule):
+class SineData(TrainingPosition, L.LightningDataModule):
     """sin(t) sampled `num_steps` times per half period; window k covers [k*pi, (k+1)*pi].
 
     As in the lesson, window k's inputs are its first `num_steps` points and its targets the same
@@ -63,15 +64,20 @@ class SineData(L.LightningDataModule):
             self.curves[split] = torch.sin(points * math.pi / self.num_steps).float()[:, None]
             start += windows * self.num_steps
 
-    def _loader(self, split: str) -> DataLoader:
-        curve = self.curves[split]
-        sampler = SequentialPartition(
-            len(curve), self.batch_size, self.num_steps, random_offset=False, **shard_of(self.trainer)
+    def _sampler(self, split: str) -> SequentialPartition:
+        return SequentialPartition(
+            len(self.curves[split]),
+            self.batch_size,
+            self.num_steps,
+            random_offset=False,
+            **shard_of(self.trainer),
         )
-        return window_loader(curve, sampler)
+
+    def _loader(self, split: str) -> DataLoader:
+        return window_loader(self.curves[split], self._sampler(split))
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+        return window_loader(self.curves["train"], self.resumable(self._sampler("train")))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

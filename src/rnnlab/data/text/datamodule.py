@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from rnnlab.contract import InputKind, TextInputs
 from rnnlab.data.files.download import DataFile
+from rnnlab.data.position import TrainingPosition
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
 from rnnlab.data.text.cache import TokenCache, writable
@@ -29,7 +30,7 @@ def _positive(name: str, value: int | float | None) -> None:
         raise UserError(f"data.{name}={value} must be positive")
 
 
-class LanguageModelData(L.LightningDataModule):
+class LanguageModelData(TrainingPosition, L.LightningDataModule):
     """A corpus, tokenised once, split into contiguous train / val / test blocks.
 
     Where the text comes from, in order: `path`; else `filename` in `data_dir`; else the copy shipped
@@ -232,7 +233,7 @@ class LanguageModelData(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return window_loader(self.split_tokens["train"], self._train_sampler())
+        return window_loader(self.split_tokens["train"], self.resumable(self._train_sampler()))
 
     def val_dataloader(self) -> DataLoader:
         return window_loader(self.split_tokens["val"], self._eval_sampler("val"))
