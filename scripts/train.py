@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -30,8 +31,10 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except SIGTERMException:
-        # Lightning stops on SIGTERM with a SystemExit that carries no code, which would exit 0.
-        raise SystemExit(128 + signal.SIGTERM) from None
+        # Lightning stops on SIGTERM (and rnnlab on Ctrl-C) with an exception that would exit 0.
+        from rnnlab.callbacks import interrupt
+
+        raise SystemExit(128 + (interrupt.received_signal or signal.SIGTERM)) from None
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -48,4 +51,12 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from rnnlab.errors import UserError
+    from rnnlab.run.resume import rewrite_command
+
+    try:  # `resume=` picks the run (or sweep) folder, which Hydra must know before it starts
+        sys.argv[1:] = rewrite_command(sys.argv[1:])
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     main()

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT
 from tests.scripts.test_train import TINY, run
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
@@ -40,7 +35,7 @@ def no_claim_of_success(workdir: Path) -> bool:
         (["data.batch_size=4096"], "too few for batch_size=4096"),
         (["data.sampling=shuffle"], "data.sampling='shuffle' is unknown"),
         (["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt is not a file"),
-        (["ckpt_path=last"], "ckpt_path=last: no checkpoints/last.ckpt under outputs"),
+        (["ckpt_path=last"], "resume=last: no run under outputs has a checkpoint"),
     ],
 )
 def test_bad_settings_fail_in_one_line_before_training(workdir, repetitive_corpus, overrides, message):
@@ -109,74 +104,6 @@ def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir,
     (metrics,) = metrics_of(workdir)
     assert metrics["status"] == "failed" and "TrainingDiverged" in metrics["error"]
     assert not list(workdir.rglob("interrupted.ckpt"))  # no checkpoint of the broken weights
-
-
-def start(workdir: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_for_line(process: subprocess.Popen, text: str) -> list[str]:
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if text in line:
-            return seen
-    raise AssertionError(f"the run ended before printing {text!r}:\n{''.join(seen[-30:])}")
-
-
-# 18,000 training tokens: epoch 3 lasts long enough (hundreds of steps) to be killed in the middle
-SLOW_TINY = [*TINY, "data.max_tokens=20000", "trainer.max_epochs=3", *DETERMINISTIC]
-
-
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(workdir, repetitive_corpus, stop):
-    process = start(workdir, *SLOW_TINY, f"data.path={repetitive_corpus}", "trainer.max_epochs=50")
-    try:
-        wait_for_line(process, "epoch 1/50")
-        process.send_signal(stop)
-        rest = process.stdout.read()
-        assert process.wait(timeout=60) != 0
-    finally:
-        process.kill()
-    (checkpoint,) = workdir.rglob("interrupted.ckpt")
-    assert f"'ckpt_path=\"{checkpoint.resolve()}\"'" in rest  # quoted for the shell and for Hydra
-    assert metrics_of(workdir)[0]["status"] == "interrupted"
-    resumed = run("train.py", *SLOW_TINY, f"data.path={repetitive_corpus}", "ckpt_path=last", cwd=workdir)
-    assert resumed.returncode == 0, resumed.stdout[-2000:]
-    assert "resuming from" in resumed.stdout and "interrupted.ckpt" in resumed.stdout
-
-
-def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, repetitive_corpus):
-    straight, broken = tmp_path / "straight", tmp_path / "broken"
-    straight.mkdir()
-    broken.mkdir()
-    args = [*SLOW_TINY, f"data.path={repetitive_corpus}"]
-    assert run("train.py", *args, cwd=straight).returncode == 0
-    (expected,) = metrics_of(straight)
-
-    process = start(broken, *args)
-    try:
-        wait_for_line(process, "epoch 2/3")  # epoch 2's last.ckpt is written before this line
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=60) == -signal.SIGKILL  # it died mid-run, epoch 3 unfinished
-    finally:
-        process.kill()
-    assert metrics_of(broken) == [] or no_claim_of_success(broken)
-
-    resumed = run("train.py", *args, "ckpt_path=last", cwd=broken)
-    assert resumed.returncode == 0, resumed.stdout[-2000:]
-    (after,) = [m for m in metrics_of(broken) if m["status"] == "completed"]
-    assert after["epochs"] == expected["epochs"] == 3
-    assert after["val_ppl"] == expected["val_ppl"] and after["test_ppl"] == expected["test_ppl"]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ received_signal: int | None = None
 class InterruptCheckpoint(Callback):
     """Saves `<dirpath>/<filename>.ckpt` when training is interrupted, and only then.
 
-    Ctrl-C is handled like SIGTERM: Lightning finishes the batch in hand and stops at its end, so
+    Ctrl-C is turned into SIGTERM: Lightning finishes the batch in hand and stops at its end, so
     the checkpoint holds a consistent state (whole optimiser steps, the sampler's position, the
     carried hidden state) and the run resumes exactly. A KeyboardInterrupt raised at an arbitrary
     bytecode could land between two pieces of a truncated-BPTT batch, or inside code that swallows
@@ -32,9 +32,9 @@ class InterruptCheckpoint(Callback):
     without `ckpt_path` try to resume from "last". This keeps only the save-on-interrupt part.
     """
 
-    def __init__(self, dirpath: str, filename: str = "interrupted", resume_hint: str = "") -> None:
+    def __init__(self, dirpath: str, run_dir: str | None = None, filename: str = "interrupted") -> None:
         self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
-        self.resume_hint = resume_hint
+        self.run_dir = Path(run_dir or Path(dirpath).parent).resolve()
         self._previous_handler: Any = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -46,9 +46,9 @@ class InterruptCheckpoint(Callback):
         def stop_after_this_batch(signum: int, frame: Any) -> None:
             global received_signal
             received_signal = signum
-            trainer.received_sigterm = True  # Lightning's own stop-at-batch-end flag
+            log.warning("Ctrl-C: stopping after this batch, as on SIGTERM (press again to stop at once)")
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: stop now
-            log.warning("Ctrl-C: stopping after this batch (press again to stop at once)")
+            signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop at the end of the batch
 
         self._previous_handler = signal.signal(signal.SIGINT, stop_after_this_batch)
 
@@ -67,10 +67,11 @@ class InterruptCheckpoint(Callback):
             received_signal = signal.SIGTERM
         trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         if trainer.is_global_zero:
+            # quoted twice: for the shell, and for Hydra (sweep folders have '=' and ',' in their names)
             log.warning(
-                "interrupted at epoch %d, step %d: saved %s. %s",
+                "interrupted at epoch %d, step %d: saved %s. Resume with: python scripts/train.py %s",
                 trainer.current_epoch + 1,
                 trainer.global_step,
                 Path(self.ckpt_path).resolve(),
-                self.resume_hint or "Resume with the same command plus resume=<this run's folder>",
+                f"'resume=\"{self.run_dir}\"'",
             )

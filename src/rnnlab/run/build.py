@@ -43,9 +43,7 @@ def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
     """The configured callbacks; a best-checkpoint callback without a `monitor` follows the task's metric."""
     callbacks = []
     for callback in (cfg.get("callbacks") or {}).values():
-        is_checkpoint = callback.get("_target_", "").endswith("ModelCheckpoint")
-        keeps_best = callback.get("save_top_k", 1) != 0  # not the mid-epoch one, which keeps last.ckpt only
-        if is_checkpoint and keeps_best and callback.get("monitor") is None:
+        if callback.get("_target_", "").endswith(".ModelCheckpoint") and callback.get("monitor") is None:
             name = task.metric
             callback = OmegaConf.merge(
                 callback,

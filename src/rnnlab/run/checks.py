@@ -133,24 +133,31 @@ def check_task_fits_data(cfg: DictConfig, datamodule: Any) -> None:
 
 
 def resolve_checkpoint(cfg: DictConfig) -> str | None:
-    """`ckpt_path`: a file, or `last`: the newest last/interrupted checkpoint of earlier runs."""
+    """`ckpt_path`: a checkpoint to start a new run from (`resume=` goes on in the checkpoint's own run)."""
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None:
         return None
-    if ckpt_path == "last":
-        root = Path(cfg.paths.output_root)
-        run_dir = Path(cfg.paths.output_dir).resolve()
-        candidates = [
-            path
-            for name in ("last.ckpt", "interrupted.ckpt")
-            for path in root.glob(f"**/checkpoints/{name}")
-            if run_dir not in path.resolve().parents
-        ]
-        if not candidates:
-            raise UserError(f"ckpt_path=last: no checkpoints/last.ckpt under {root}; give a checkpoint path")
-        newest = max(candidates, key=lambda path: path.stat().st_mtime)
-        log.info("ckpt_path=last: resuming from %s", newest)
-        return str(newest)
     if not Path(ckpt_path).is_file():
-        raise UserError(f"ckpt_path={ckpt_path} is not a file; give the path of a .ckpt to resume from")
+        raise UserError(f"ckpt_path={ckpt_path} is not a file; give the path of a .ckpt to start from")
     return ckpt_path
+
+
+def check_checkpoint_fits(ckpt_path: str, task: Any) -> None:
+    """A checkpoint written by another task, or for another network, is refused before Lightning
+    fails on its weights with a long traceback."""
+    import torch
+
+    info = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("rnnlab", {})
+    if info.get("task", task.kind) != task.kind:
+        raise UserError(
+            f"{ckpt_path} was written by a {info['task']} task, but this run trains a {task.kind} task; "
+            "give a checkpoint of this kind of run"
+        )
+    saved, built = info.get("network"), task.network_config
+    if saved is None or built is None or saved == built:
+        return
+    key = next(k for k in sorted(saved.keys() | built.keys()) if saved.get(k) != built.get(k))
+    raise UserError(
+        f"{ckpt_path} holds another network ({key}={saved.get(key)} there, {built.get(key)} here); "
+        "give the settings it was trained with, or a checkpoint of this network"
+    )

@@ -16,6 +16,8 @@ WARNINGS_TO_IGNORE = (
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
     # Lightning looks for a resumable loader; rnnlab's datamodules restore the position instead.
     ".*your dataloader is not resumable.*",
+    # Mid-epoch checkpoints every n steps hold the weights after the step, which is what resuming needs.
+    ".*no pre-optimization state was saved.*",
     # Resuming into a run's own folder, where its checkpoints already are.
     ".*Checkpoint directory .* exists and is not empty.*",
     # matplotlib on numpy 2 about torch's __array__, when a confusion matrix is drawn.

@@ -2,24 +2,31 @@
 
 Everything the run writes goes under `cfg.paths.output_dir` (Hydra's run directory): the composed
 config and log (Hydra), TensorBoard events, checkpoints, and `metrics.json`, which is written
-whether the run completes or fails.
+whether the run completes or fails. A resumed run (`resume=`, see `rnnlab.run.resume`) goes on in
+the same folder: the same TensorBoard run from the step it was saved at, the same metrics.json
+with the resume recorded.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from rnnlab.run.build import build
-from rnnlab.run.checks import check_settings, resolve_checkpoint
+from rnnlab.run.checks import check_checkpoint_fits, check_settings, resolve_checkpoint
 from rnnlab.run.console import quiet_libraries
 from rnnlab.run.report import (
     final_metrics,
@@ -28,6 +35,7 @@ from rnnlab.run.report import (
     print_summary,
     write_metrics,
 )
+from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
 
 
 def job_overrides() -> list[str]:
@@ -35,19 +43,41 @@ def job_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+log = logging.getLogger(__name__)
+
+
 def train(cfg: DictConfig) -> float:
     """Run one experiment; return the best value of the monitored metric (what sweepers optimise)."""
     quiet_libraries()
     run_dir = Path(cfg.paths.output_dir)
+    plan = job_plan(run_dir, in_sweep=is_sweep_job()) if cfg.get("resume") else JobPlan("start")
+    if plan.action == "skip":
+        return skip_completed(run_dir, plan)
+    check_not_busy(run_dir, "this run")
     started = time.perf_counter()
     metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "overrides": job_overrides()}
+    if plan.action == "resume":
+        resumes = [*(plan.previous or {}).get("resumes", []), resume_record(plan)]
+        metrics["resumes"] = resumes
+        log.info("resuming %s from %s (step %d)", run_dir, plan.checkpoint.name, resumes[-1]["step"])
+        continue_tensorboard_run(cfg, resumes[-1]["logged_steps"])
+    elif plan.action == "rerun":
+        clear_failed_run(run_dir, plan)
+    if cfg.get("resume"):
+        metrics["resume_action"] = plan.action  # what `resume=` did here; a sweep's report lists them
+    lock = hold_lock(run_dir)
+    fitting = False  # a resumed run's metrics.json is left as it was if the run stops before fitting
     try:
         check_settings(cfg)
-        ckpt_path = resolve_checkpoint(cfg)
+        ckpt_path = str(plan.checkpoint) if plan.checkpoint else resolve_checkpoint(cfg)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
-        log_hyperparameters(trainer, cfg, task)
+        if ckpt_path:
+            check_checkpoint_fits(ckpt_path, task)
+        if plan.action != "resume":  # the run's first part wrote its HPARAMS session
+            log_hyperparameters(trainer, cfg, task)
 
+        fitting = True
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fitted = dict(trainer.callback_metrics)
         checkpoint = trainer.checkpoint_callback
@@ -66,11 +96,70 @@ def train(cfg: DictConfig) -> float:
         raise
     finally:
         metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
-        if run_dir.is_dir() and rank_zero_only.rank == 0:  # one file per run, however many processes
+        wanted = fitting or plan.action != "resume"
+        if wanted and run_dir.is_dir() and rank_zero_only.rank == 0:  # one file per run, not per process
             write_metrics(run_dir, metrics)
+        if lock is not None:
+            lock.unlink(missing_ok=True)
 
     log_final_metrics(trainer, task, metrics)
     if rank_zero_only.rank == 0:
         print_summary(metrics, task)
     best = metrics.get(metrics["monitor"].replace("/", "_"))
     return best if best is not None else math.nan
+
+
+def is_sweep_job() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def hold_lock(run_dir: Path) -> Path | None:
+    """`run.lock` with this process's pid while it writes the run (rank 0); a resume refuses a live one."""
+    if rank_zero_only.rank != 0 or not run_dir.is_dir():
+        return None
+    lock = run_dir / LOCK
+    lock.write_text(f"{os.getpid()}\n")
+    return lock
+
+
+def resume_record(plan: JobPlan) -> dict[str, Any]:
+    """Where a resume starts: the checkpoint, its epoch and step, and when."""
+    import torch
+
+    checkpoint = torch.load(plan.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    epoch_loop = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
+    return {
+        "checkpoint": plan.checkpoint.name,
+        "epoch": checkpoint["epoch"],
+        "step": checkpoint["global_step"],
+        "logged_steps": epoch_loop["_batches_that_stepped"],
+        "at": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def continue_tensorboard_run(cfg: DictConfig, logged_steps: int) -> None:
+    """The same TensorBoard run goes on: points the first part logged after its checkpoint are purged
+    (TensorBoard drops events at or after `purge_step` from the files before it), so no step shows twice."""
+    for logger in (cfg.get("logger") or {}).values():
+        if logger.get("_target_", "").endswith("TensorBoardLogger"):
+            with open_dict(logger):
+                logger.purge_step = logged_steps + 1
+
+
+def skip_completed(run_dir: Path, plan: JobPlan) -> float:
+    """A sweep job that completed before: its result again, without training."""
+    metrics = {**plan.previous, "resume_action": "skip"}
+    if rank_zero_only.rank == 0:
+        write_metrics(run_dir, metrics)
+    log.info("resume: %s completed before; skipped", run_dir.name)
+    best = metrics.get(metrics.get("monitor", "").replace("/", "_"))
+    return best if best is not None else math.nan
+
+
+def clear_failed_run(run_dir: Path, plan: JobPlan) -> None:
+    """A sweep job that failed before starts again from nothing: its checkpoints and curves go."""
+    error = (plan.previous or {}).get("error")
+    log.info("resume: %s failed before (%s); running it again", run_dir.name, error)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()

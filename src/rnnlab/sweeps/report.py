@@ -2,7 +2,8 @@
 
 A job that fails (a NaN loss, a bad combination, out of memory) records its error in its own
 `metrics.json` and returns NaN, so the launcher goes on with the other jobs. At the end of the sweep
-this callback reads every job's `metrics.json` from the sweep directory: that works the same whether
+(and of a resumed sweep, whose jobs record what `resume=` did with them) this callback reads every
+job's `metrics.json` from the sweep directory: that works the same whether
 jobs ran in this process (basic launcher, Optuna) or elsewhere (joblib workers, SLURM jobs). Kept
 free of torch and lightning so that composing configs stays fast.
 """
@@ -29,9 +30,20 @@ def job_outcomes(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
     return outcomes
 
 
+def report_resume(outcomes: dict[Path, dict[str, Any]]) -> None:
+    """After `resume=SWEEP_DIR`: which jobs were skipped, resumed, run again or started."""
+    verbs = {"skip": "skipped", "resume": "resumed", "rerun": "run again", "start": "started"}
+    for action, verb in verbs.items():
+        jobs = [job.name for job, m in outcomes.items() if m.get("resume_action") == action]
+        if jobs:
+            log.info("resume: %d %s: %s", len(jobs), verb, ", ".join(jobs))
+
+
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         outcomes = job_outcomes(Path(config.hydra.sweep.dir))
+        if config.get("resume"):
+            report_resume(outcomes)
         failed = {job: m for job, m in outcomes.items() if m.get("status") != "completed"}
         if not failed:
             log.info("sweep done: all %d jobs completed", len(outcomes))

@@ -299,6 +299,14 @@ class Task(L.LightningModule):
         if self.scheduler_factory is None:
             return
         for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
             for name, value in getattr(self.scheduler_factory, "keywords", {}).items():
-                if hasattr(config.scheduler, name):
-                    setattr(config.scheduler, name, value)
+                if hasattr(scheduler, name):
+                    setattr(scheduler, name, value)
+            # Schedules such as the cosine one step from the last rate, which the old settings made
+            # (0 at the end of a finished cosine): restart them from the rate the new ones give here.
+            if hasattr(scheduler, "_get_closed_form_lr"):
+                rates = scheduler._get_closed_form_lr()
+                for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
+                    group["lr"] = rate
+                scheduler._last_lr = list(rates)

@@ -1,0 +1,256 @@
+"""Long runs: killed at a random step inside an epoch, a run resumes into its own folder and ends
+bit for bit where an uninterrupted run ends; Ctrl-C and SIGTERM too; sweeps resume job by job."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import write_repetitive_corpus
+from tests.project import ROOT
+from tests.scripts.test_train import TINY, run
+
+pytestmark = pytest.mark.slow  # CLI subprocesses
+
+EXACT = ["trainer.deterministic=true", "seed=3"]
+# last.ckpt only from the mid-epoch callback, every 37 steps: never at an epoch's end in these runs
+# (474 batches an epoch), so a kill always leaves a checkpoint from inside an epoch.
+EVERY_37_STEPS = [
+    "callbacks.model_checkpoint.save_last=false",
+    "callbacks.mid_epoch_checkpoint.train_time_interval=null",
+    "callbacks.mid_epoch_checkpoint.every_n_train_steps=37",
+]
+TEXT = [*TINY, "data.max_tokens=20000", "trainer.max_epochs=3", "model.num_layers=2", "model.dropout=0.2"]
+CASES = {
+    "sequential": [*TEXT, *EVERY_37_STEPS],
+    "random": [*TEXT, "data.sampling=random", *EVERY_37_STEPS],
+    "tbptt": [*TEXT, "task.tbptt_steps=4", *EVERY_37_STEPS],  # 3 optimiser steps a batch
+    "diabetes": [
+        "experiment=diabetes_mlp",
+        "data.batch_size=8",  # 67 batches an epoch
+        "trainer.max_epochs=12",
+        "callbacks.model_checkpoint.save_last=false",
+        "callbacks.mid_epoch_checkpoint.train_time_interval=null",
+        "callbacks.mid_epoch_checkpoint.every_n_train_steps=7",  # an epoch's end only at step 469
+    ],
+}
+KILL_BETWEEN = {"sequential": (60, 900), "random": (60, 900), "tbptt": (150, 2700), "diabetes": (40, 400)}
+
+
+def environment(cwd: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
+    env["RNNLAB_DATA_DIR"] = str(cwd.parent / "no-data-here")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=cwd,
+        env=environment(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def checkpoint_step(path: Path) -> int | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+    except (OSError, RuntimeError, EOFError):
+        return None
+
+
+def kill_after_step(process: subprocess.Popen, checkpoint: Path, step: int) -> None:
+    """kill -9 as soon as the run has saved a checkpoint at or after `step`."""
+    seen = None
+    while process.poll() is None:
+        mtime = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+        if mtime is not None and mtime != seen:
+            seen = mtime
+            saved = checkpoint_step(checkpoint)
+            if saved is not None and saved >= step:
+                process.kill()
+                break
+        time.sleep(0.02)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, process.stdout.read()[-2000:]
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def same_ending(a: Path, b: Path) -> bool:
+    keys = (
+        "val_ppl",
+        "test_ppl",
+        "train_ppl",
+        "val_acc",
+        "test_acc",
+        "val_loss",
+        "test_loss",
+        "epochs",
+        "steps",
+    )
+    ma, mb = metrics(a), metrics(b)
+    return all(ma.get(k) == mb.get(k) for k in keys)
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    best = metrics(run_dir)["best_checkpoint"]
+    return torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "state_dict"
+    ]
+
+
+def equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_repetitive_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_killed_at_a_random_step_a_run_resumes_into_its_folder_and_ends_bit_for_bit_the_same(
+    tmp_path, corpus, case
+):
+    args = [*CASES[case], *EXACT, f"data.path={corpus}"] if case != "diabetes" else [*CASES[case], *EXACT]
+    work = tmp_path / "work"
+    work.mkdir()
+    straight, broken = work / "straight", work / "broken"
+    done = run("train.py", *args, f"hydra.run.dir={straight}", cwd=work)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+    step = random.Random().randint(*KILL_BETWEEN[case])
+    kill_after_step(start(work, *args, f"hydra.run.dir={broken}"), broken / "checkpoints" / "last.ckpt", step)
+    saved = torch.load(broken / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (position,) = [v for k, v in saved.items() if k.endswith("Data")]  # the datamodule's position
+    assert position["batches_done"] > 0, f"killed at step {saved['global_step']}: not inside an epoch"
+    assert not saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"]
+
+    resumed = run("train.py", f"resume={broken}", cwd=work)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert f"resuming {broken}" in resumed.stdout
+    assert same_ending(straight, broken), (metrics(straight), metrics(broken))
+    assert equal(final_weights(straight), final_weights(broken))  # the tested ones
+    assert equal(last_weights(straight), last_weights(broken))  # the last saved, late in the last epoch
+    assert sorted(p.name for p in work.iterdir()) == ["broken", "straight"]  # no third run folder
+
+    after = metrics(broken)
+    assert after["status"] == "completed" and after["resumes"][0]["step"] == saved["global_step"]
+    # One TensorBoard run whose curve is the uninterrupted run's: every step once, the same values.
+    tag = "train/loss"
+    assert scalars(broken, tag) == scalars(straight, tag)
+    log = (broken / "train.log").read_text()
+    assert log.count("Seed set to 3") == 2 and "resuming" in log  # appended, not replaced
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_at_a_batch_end_and_resumes_exactly(tmp_path, corpus, stop):
+    args = [*TEXT, *EXACT, f"data.path={corpus}"]
+    work = tmp_path / "work"
+    work.mkdir()
+    straight, broken = work / "straight", work / "broken"
+    assert run("train.py", *args, f"hydra.run.dir={straight}", cwd=work).returncode == 0
+
+    process = start(work, *args, f"hydra.run.dir={broken}")
+    try:
+        for line in process.stdout:
+            if "epoch 1/3" in line:
+                break
+        time.sleep(random.Random().uniform(0.05, 0.4))  # somewhere inside epoch 2
+        process.send_signal(stop)
+        rest = process.stdout.read()
+        assert process.wait(timeout=60) == 128 + stop
+    finally:
+        process.kill()
+    assert (broken / "checkpoints" / "interrupted.ckpt").is_file()
+    assert f"python scripts/train.py 'resume=\"{broken.resolve()}\"'" in rest  # quoted for shell and Hydra
+    assert metrics(broken)["status"] == "interrupted"
+
+    resumed = run("train.py", f'resume="{broken.resolve()}"', cwd=work)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "from interrupted.ckpt" in resumed.stdout
+    assert same_ending(straight, broken) and equal(final_weights(straight), final_weights(broken))
+
+
+def test_a_resumed_run_takes_a_longer_schedule_but_refuses_a_new_network(tmp_path, corpus):
+    work = tmp_path / "work"
+    work.mkdir()
+    run_dir = work / "run"
+    args = [*TINY, "data.max_tokens=5000", f"data.path={corpus}", "trainer.max_epochs=2", "scheduler=cosine"]
+    assert run("train.py", *args, f"hydra.run.dir={run_dir}", cwd=work).returncode == 0
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    metrics_before = metrics(run_dir)
+
+    refused = run("train.py", f"resume={run_dir}", "model.hidden_size=32", cwd=work)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "model.hidden_size=32 cannot change in a resumed run" in refused.stderr
+    assert sorted(p.name for p in run_dir.rglob("*")) == before  # nothing written
+
+    longer = run("train.py", f"resume={run_dir}", "trainer.max_epochs=4", cwd=work)
+    assert longer.returncode == 0, longer.stdout[-3000:]
+    after = metrics(run_dir)
+    assert after["epochs"] == 4 and after["resumes"][0]["step"] == metrics_before["steps"]
+    epochs = [step for step, _ in scalars(run_dir, "val/ppl")]
+    assert len(epochs) == 4 and epochs == sorted(set(epochs))  # one curve, epochs 1-4
+    # The cosine schedule follows the new length: at epoch 3 of 4 it is not yet at its end.
+    lrs = [value for _, value in scalars(run_dir, "lr-Adam")]
+    assert len(lrs) == 4 and lrs[2] > 0.1 * lrs[0]
+
+
+def test_a_sweep_resumes_skipping_completed_jobs_resuming_killed_ones_and_rerunning_failed_ones(
+    tmp_path, corpus
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    sweep = work / "sweep"
+    # num_steps=-5 fails; num_steps=8 is killed inside an epoch
+    text = [a for a in TEXT if not a.startswith("data.num_steps=")]
+    args = ["-m", *text, *EXACT, *EVERY_37_STEPS, f"data.path={corpus}", "data.num_steps=10,-5,8"]
+    process = start(work, *args, f"hydra.sweep.dir={sweep}")
+    kill_after_step(process, sweep / "data.num_steps=8" / "checkpoints" / "last.ckpt", 500)
+    assert metrics(sweep / "data.num_steps=10")["status"] == "completed"
+    assert metrics(sweep / "data.num_steps=-5")["status"] == "failed"
+    assert not (sweep / "data.num_steps=8" / "metrics.json").exists()
+
+    different = run("train.py", *args[:-1], "data.num_steps=10,12", f"resume={sweep}", cwd=work)
+    assert different.returncode == 2 and "was swept by another command" in different.stderr
+
+    resumed = run("train.py", *args, f"resume={sweep}", cwd=work)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 1, output[-3000:]  # the failed job fails again, and the sweep says so
+    assert "resume: 1 skipped: data.num_steps=10" in output
+    assert "resume: 1 resumed: data.num_steps=8" in output
+    assert "resume: 1 run again: data.num_steps=-5" in output
+    assert metrics(sweep / "data.num_steps=8")["status"] == "completed"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [
+        "data.num_steps=-5",
+        "data.num_steps=10",
+        "data.num_steps=8",
+    ]
