@@ -87,7 +87,7 @@ def test_a_sweep_resumes_only_with_its_own_command(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     task = ["model=rnn,gru", "trainer.max_epochs=2"]
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    (sweep / "sweep_command.yaml").write_text(yaml.safe_dump({"overrides": task}))
     args = rewrite_command(["-m", "trainer.max_epochs=2", "model=rnn,gru", f"resume={sweep}"])
     assert args == [
         "-m",

@@ -218,16 +218,15 @@ def plugin_installed(module: str) -> bool:
     reason='the sweep extra is not installed: pip install -e ".[sweep]"',
 )
 def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
-    result = run(
-        "train.py",
+    command = [
         "hparams_search=lm_optuna",
         "hydra.sweeper.n_trials=2",
         *TINY[:3],
         f"data.path={repetitive_corpus}",
         "data.max_tokens=3000",
         "trainer.max_epochs=1",
-        cwd=workdir,
-    )
+    ]
+    result = run("train.py", *command, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Best parameters:" in result.stdout + result.stderr
     (results,) = workdir.rglob("optimization_results.yaml")
@@ -245,6 +244,13 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     assert len(trials) == 2 and best.best_value == pytest.approx(min(t["val_ppl"] for t in trials))
     for trial in results.parent.rglob("metrics.json"):  # named by the search space, not the fixed settings
         assert {item.split("=")[0] for item in trial.parent.name.split(",")} == set(best.best_params)
+
+    # Resumed, the seeded search proposes the same trials again, and both completed: none is repeated.
+    again = run("train.py", *command, f"resume={results.parent}", cwd=workdir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resume: 2 skipped" in again.stdout + again.stderr
+    assert OmegaConf.load(results).best_value == best.best_value
+    assert len(list(results.parent.rglob("metrics.json"))) == 2
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from rnnlab.errors import UserError
+from rnnlab.sweeps.naming import SWEEP_COMMAND
 
 # Override keys (or their first part) a resumed run may change; the rest are fixed by its checkpoint.
 RESUMABLE = ("trainer", "scheduler", "callbacks", "logger", "paths", "test", "hydra")
@@ -149,19 +150,19 @@ def _resume_run(value: str, root: Path, overrides: list[str]) -> list[str]:
 
 def _resume_sweep(value: str, root: Path, overrides: list[str]) -> list[str]:
     if value == "last":
-        found = list((root / "multirun").glob("*/*/multirun.yaml"))
+        found = list((root / "multirun").glob(f"*/*/{SWEEP_COMMAND}"))
         if not found:
             raise UserError(f"resume=last: no sweep under {root / 'multirun'}; give a sweep folder")
         sweep_dir = max(found, key=lambda p: p.stat().st_mtime).parent
     else:
         sweep_dir = Path(value)
     sweep_dir = sweep_dir.resolve()
-    saved = sweep_dir / "multirun.yaml"
+    saved = sweep_dir / SWEEP_COMMAND
     if not saved.is_file():
-        raise UserError(f"resume={value}: {sweep_dir} is not a sweep folder (no multirun.yaml)")
-    hydra = (yaml.safe_load(saved.read_text()) or {}).get("hydra", {})
-    before = [a for a in hydra.get("overrides", {}).get("task", []) if key_of(a) != "resume"]
-    if sorted(before) != sorted(overrides):
+        raise UserError(f"resume={value}: {sweep_dir} is not a sweep folder (no {SWEEP_COMMAND})")
+    before = (yaml.safe_load(saved.read_text()) or {}).get("overrides", [])
+    task = [a for a in overrides if not key_of(a).startswith(("hydra.", "hydra/"))]  # as Hydra splits them
+    if sorted(before) != sorted(task):
         command = " ".join(before) or "no overrides"
         raise UserError(
             f"resume={value}: {sweep_dir} was swept by another command ({command}); "

@@ -37,20 +37,22 @@ from rnnlab.run.report import (
 )
 from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
 
+log = logging.getLogger(__name__)
+
 
 def job_overrides() -> list[str]:
     """All of this run's command-line overrides (a sweep job's folder names only those that vary)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-log = logging.getLogger(__name__)
-
-
 def train(cfg: DictConfig) -> float:
     """Run one experiment; return the best value of the monitored metric (what sweepers optimise)."""
     quiet_libraries()
     run_dir = Path(cfg.paths.output_dir)
-    plan = job_plan(run_dir, in_sweep=is_sweep_job()) if cfg.get("resume") else JobPlan("start")
+    resuming = cfg.get("resume") or requeued()
+    # A requeued job, like a sweep's, may have completed, failed or never saved before.
+    as_job = is_sweep_job() or not cfg.get("resume")
+    plan = job_plan(run_dir, in_sweep=as_job) if resuming else JobPlan("start")
     if plan.action == "skip":
         return skip_completed(run_dir, plan)
     check_not_busy(run_dir, "this run")
@@ -63,7 +65,7 @@ def train(cfg: DictConfig) -> float:
         continue_tensorboard_run(cfg, resumes[-1]["logged_steps"])
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
-    if cfg.get("resume"):
+    if resuming:
         metrics["resume_action"] = plan.action  # what `resume=` did here; a sweep's report lists them
     lock = hold_lock(run_dir)
     fitting = False  # a resumed run's metrics.json is left as it was if the run stops before fitting
@@ -107,6 +109,12 @@ def train(cfg: DictConfig) -> float:
         print_summary(metrics, task)
     best = metrics.get(metrics["monitor"].replace("/", "_"))
     return best if best is not None else math.nan
+
+
+def requeued() -> bool:
+    """A SLURM job started again after preemption (submitit requeues it with the same config and
+    folder): it goes on from its checkpoint as if `resume=` had been given."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
 def is_sweep_job() -> bool:

@@ -8,6 +8,9 @@ and adds every other key to the excluded ones. Hydra re-composes each job's conf
 own `hydra.*` overrides, so every job, on every launcher, sees the same list. The full override list
 stays in each job's `.hydra/overrides.yaml` and `metrics.json`.
 
+It also records the sweep's overrides in `sweep_command.yaml`, which `resume=SWEEP_DIR` compares
+with the command that resumes it.
+
 The `rnnlab.job_name` resolver (in `conf/hydra/default.yaml`) keeps a name within the file-name limit
 and free of `/`. Kept free of torch and lightning so that composing configs stays fast.
 """
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
@@ -45,8 +50,20 @@ def varying_keys(task_overrides: list[str], sweeper_params: dict[str, Any] | Non
     return {o.key_or_group for o in parsed if o.is_sweep_override()} | set(sweeper_params or {})
 
 
+SWEEP_COMMAND = "sweep_command.yaml"  # the sweep's overrides, which `resume=SWEEP_DIR` must repeat
+
+
+def record_command(config: DictConfig) -> None:
+    """The command-line overrides of the sweep, in its folder (Optuna's sweeper writes no multirun.yaml)."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    overrides = [o for o in config.hydra.overrides.task if not o.startswith("resume=")]
+    (sweep_dir / SWEEP_COMMAND).write_text(yaml.safe_dump({"overrides": overrides}))
+
+
 class SweepNaming(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        record_command(config)
         task = list(config.hydra.overrides.task)
         varying = varying_keys(task, config.hydra.sweeper.get("params"))
         if not varying:  # nothing varies: keep every override in the name
