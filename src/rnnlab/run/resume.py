@@ -90,8 +90,11 @@ def check_not_busy(run_dir: Path, what: str) -> None:
 def rewrite_command(args: list[str]) -> list[str]:
     """The command-line arguments (after the script's name) with `resume=...` made concrete.
 
-    `ckpt_path=last` means `resume=last`. Any other command is returned unchanged.
+    `ckpt_path=last` means `resume=last`. Any other command is returned unchanged, and so is the
+    command of a data-parallel worker, which Lightning starts with the rewritten one.
     """
+    if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0:
+        return args
     value = next((unquote(a.split("=", 1)[1]) for a in args if key_of(a) == "resume"), None)
     if value is None and "ckpt_path=last" in args:
         value = "last"

@@ -55,7 +55,8 @@ def train(cfg: DictConfig) -> float:
     plan = job_plan(run_dir, in_sweep=as_job) if resuming else JobPlan("start")
     if plan.action == "skip":
         return skip_completed(run_dir, plan)
-    check_not_busy(run_dir, "this run")
+    if rank_zero_only.rank == 0:  # the other processes of a data-parallel run see rank 0's lock
+        check_not_busy(run_dir, "this run")
     started = time.perf_counter()
     metrics: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "overrides": job_overrides()}
     if plan.action == "resume":
