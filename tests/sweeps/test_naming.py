@@ -1,6 +1,7 @@
 """Sweep jobs are named by the overrides that vary, within the file-name limit."""
 
 import pytest
+import yaml
 
 from rnnlab.sweeps.naming import MAX_NAME, job_name, varying_keys
 
@@ -27,7 +28,7 @@ def test_a_name_never_makes_nested_folders_and_is_never_empty():
     assert job_name("", 7) == "job7"
 
 
-def test_a_path_that_varies_names_the_job_though_paths_are_left_out_by_default():
+def test_a_path_that_varies_names_the_job_though_paths_are_left_out_by_default(tmp_path):
     from omegaconf import OmegaConf
 
     from rnnlab.sweeps.naming import SweepNaming
@@ -40,6 +41,7 @@ def test_a_path_that_varies_names_the_job_though_paths_are_left_out_by_default()
                     "hydra": [],
                 },
                 "sweeper": {},
+                "sweep": {"dir": str(tmp_path / "sweep")},
                 "job": {"config": {"override_dirname": {"exclude_keys": ["data.path", "ckpt_path"]}}},
             }
         }
@@ -47,3 +49,6 @@ def test_a_path_that_varies_names_the_job_though_paths_are_left_out_by_default()
     SweepNaming().on_multirun_start(config)
     (added,) = config.hydra.overrides.hydra
     assert added == "hydra.job.config.override_dirname.exclude_keys=[ckpt_path,trainer.max_epochs]"
+    # the sweep's command, which `resume=` must repeat
+    command = yaml.safe_load((tmp_path / "sweep" / "sweep_command.yaml").read_text())
+    assert command == {"overrides": ["data.path=a.txt,b.txt", "model=gru,lstm", "trainer.max_epochs=2"]}
