@@ -152,6 +152,8 @@ def test_killed_at_a_random_step_a_run_resumes_into_its_folder_and_ends_bit_for_
     (position,) = [v for k, v in saved.items() if k.endswith("Data")]  # the datamodule's position
     assert position["batches_done"] > 0, f"killed at step {saved['global_step']}: not inside an epoch"
     assert not saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"]
+    where = f"epoch {position['epoch'] + 1}, batch {position['batches_done']}"
+    print(f"{case}: resumed from step {saved['global_step']}, {where}")  # shown with pytest -s
 
     resumed = run("train.py", f"resume={broken}", cwd=work)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
