@@ -2,17 +2,19 @@
 
     python benchmarks/throughput.py [--models rnn_scratch,rnn,gru,lstm] [--hidden-size N] [--batch-size 32]
                                     [--num-steps 35] [--optimizer sgd] [--device cpu|cuda] [--steps 200]
-                                    [--warmup 20] [--repeats 3] [--pieces 4] [--batch-sizes 32,64,...]
+                                    [--warmup 20] [--repeats 3] [--batch-sizes 32,64,...]
                                     [--data-path FILE] [--out outputs/benchmarks/throughput.md]
 
 Training tokens/s, per model, of
-(a) rnnlab: `Trainer.fit` on the real task and datamodule, with the configured callbacks, loggers and
-    checkpointing (progress bar off);
-(b) a plain loop over the same network object, batches, optimiser and clipping;
-(c) a bare LightningModule doing exactly (b)'s step: Lightning's own floor;
-(d) rnnlab with `--pieces` K pieces per batch (`data.num_steps=K x num_steps task.tbptt_steps=num_steps`:
-    the same optimiser steps in K times fewer Lightning batches).
-They alternate in one process after `--warmup` steps; each ratio is the median of `--repeats` pairs.
+(a) rnnlab at its defaults: `Trainer.fit` on the real task and datamodule, with the configured
+    callbacks, loggers and checkpointing (progress bar off); `data.windows_per_batch` windows per
+    Lightning batch, each its own optimiser step;
+(b) a plain loop over the same network object, windows, optimiser and clipping: one step per window;
+(c) a bare LightningModule doing exactly (b)'s step, one window per batch: Lightning's own floor;
+(d) rnnlab with one window per Lightning batch (`data.windows_per_batch=1`).
+`--steps` and `--warmup` count optimiser steps (windows). In one process, each of (a), (c) and (d) is
+timed right next to a run of (b), in alternating order; each ratio is the median of `--repeats` such
+pairs.
 Then the scratch RNN against nn.RNN of the same size (plain loop), and with `--batch-sizes` rnnlab's
 tokens/s per batch size (for GPUs). The corpus is found as train.py finds it, or given by `--data-path`.
 """
@@ -108,39 +110,52 @@ def measure(model: str, args: argparse.Namespace) -> dict:
     cfg = run_config(model, args)
     L.seed_everything(0, verbose=False)
     datamodule, task, _ = build(cfg)
-    loader = datamodule.train_dataloader()  # the same sampler, seed and epoch as Trainer.fit's first epoch
+    k = cfg.data.get("windows_per_batch", 1)
+    cfg_single = run_config(model, args, "data.windows_per_batch=1")
+    datamodule_single, task_single, _ = build(cfg_single)
+    loader = datamodule_single.train_dataloader()  # one window per batch, as Trainer.fit's first epoch
     optimizer_factory = instantiate(cfg.optimizer)
-    k = args.pieces
-    cfg_pieces = run_config(
-        model, args, f"data.num_steps={k * args.num_steps}", f"task.tbptt_steps={args.num_steps}"
-    )
-    datamodule_pieces, task_pieces, _ = build(cfg_pieces)
     clip = cfg.task.gradient_clip_val
-    ours, pieces, bare, plain = [], [], [], []
-    for _ in range(args.repeats):  # alternate, so drifts in machine speed hit every side alike
-        ours.append(rnnlab_tokens_per_s(cfg, datamodule, task, args.steps, args.warmup))
-        pieces.append(
-            rnnlab_tokens_per_s(
-                cfg_pieces, datamodule_pieces, task_pieces, args.steps // k, max(1, args.warmup // k)
-            )
-        )
-        bare.append(bare_lightning_tokens_per_s(task.network, loader, optimizer_factory, clip, args))
-        batches = (batch for _, batch in zip(range(args.steps), loader, strict=False))
-        plain.append(
-            plain_tokens_per_s(task.network, batches, optimizer_factory, clip, args.device, args.warmup)
-        )
 
-    def ratio(rates: list[float]) -> float:
-        return statistics.median(a / b for a, b in zip(rates, plain, strict=True))
+    batches = max(1, args.steps // k)  # loader batches of k windows: the same optimiser steps
+    warmup_batches = min(max(1, args.warmup // k), batches - 1)
+
+    def run_plain() -> float:
+        batches = (batch for _, batch in zip(range(args.steps), loader, strict=False))
+        return plain_tokens_per_s(task.network, batches, optimizer_factory, clip, args.device, args.warmup)
+
+    sides = {
+        "ours": lambda: rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches),
+        "single": lambda: rnnlab_tokens_per_s(
+            cfg_single, datamodule_single, task_single, args.steps, args.warmup
+        ),
+        "bare": lambda: bare_lightning_tokens_per_s(task.network, loader, optimizer_factory, clip, args),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    plain_for: dict[str, list[float]] = {name: [] for name in sides}
+    for repeat in range(args.repeats):
+        # Each side is timed right next to a plain-loop run, in alternating order, so that the
+        # machine's drifts in speed (large on a shared VM) fall on both halves of every pair.
+        for name, side in sides.items():
+            if repeat % 2:
+                rates[name].append(side())
+                plain_for[name].append(run_plain())
+            else:
+                plain_for[name].append(run_plain())
+                rates[name].append(side())
+
+    def ratio(name: str) -> float:
+        return statistics.median(a / b for a, b in zip(rates[name], plain_for[name], strict=True))
 
     return {
         "hidden": cfg.model.hidden_size,
-        "plain": statistics.median(plain),
-        "rnnlab": statistics.median(ours),
-        "ratio": ratio(ours),
-        "pieces": statistics.median(pieces),
-        "ratio_pieces": ratio(pieces),
-        "ratio_bare": ratio(bare),
+        "windows": k,
+        "plain": statistics.median(plain_for["ours"]),
+        "rnnlab": statistics.median(rates["ours"]),
+        "ratio": ratio("ours"),
+        "single": statistics.median(rates["single"]),
+        "ratio_single": ratio("single"),
+        "ratio_bare": ratio("bare"),
     }
 
 
@@ -171,7 +186,6 @@ def main() -> None:
     add_run_options(parser)
     parser.add_argument("--warmup", type=int, default=20, help="steps left out of each measurement")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pieces", type=int, default=4, help="K pieces of num_steps per Lightning batch")
     parser.add_argument(
         "--batch-sizes", default="", help="e.g. 32,64,128,256,512,1024: tokens/s per batch size"
     )
@@ -184,7 +198,7 @@ def main() -> None:
         f"{args.steps} steps after {args.warmup} warm-up, median of {args.repeats}",
         "",
         "| model | hidden | plain loop tokens/s | rnnlab tokens/s | rnnlab / plain "
-        f"| rnnlab, {args.pieces} pieces per batch | / plain | bare Lightning / plain |",
+        "| rnnlab, 1 window per batch | / plain | bare Lightning / plain |",
         "|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
@@ -194,7 +208,7 @@ def main() -> None:
             r = measure(model, args)
             lines.append(
                 f"| {model} | {r['hidden']} | {r['plain']:,.0f} | {r['rnnlab']:,.0f} | {r['ratio']:.3f} "
-                f"| {r['pieces']:,.0f} | {r['ratio_pieces']:.3f} | {r['ratio_bare']:.3f} |"
+                f"| {r['single']:,.0f} | {r['ratio_single']:.3f} | {r['ratio_bare']:.3f} |"
             )
             print(lines[-1], flush=True)
 

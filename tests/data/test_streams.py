@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rnnlab.data.streams import RandomWindows, SequentialPartition, TokenWindows
+from rnnlab.data.streams import RandomWindows, SequentialPartition, TokenWindows, WindowGroups
 from rnnlab.errors import UserError
 
 # Tokens that are their own positions: a batch shows exactly where each row was cut from.
@@ -86,3 +86,15 @@ def test_a_position_saved_in_another_epoch_skips_nothing():
     sampler = SequentialPartition(N, 4, 7, seed=3)
     sampler.resume_at(epoch=1, batches_done=5)  # saved at the end of epoch 1: epoch 2 starts afresh
     assert len(batches(sampler, epoch=2)) == len(sampler)
+
+
+@pytest.mark.parametrize("make", [SequentialPartition, RandomWindows])
+def test_window_groups_hand_over_the_same_windows_side_by_side(make):
+    single = batches(make(N, 4, 7, seed=3), epoch=1)
+    groups = WindowGroups(make(N, 4, 7, seed=3), size=3)
+    grouped = batches(groups, epoch=1)
+    assert len(grouped) == len(groups) == -(-len(single) // 3)  # the last group holds the rest
+    x = torch.cat([g[0] for g in grouped], dim=1)
+    assert torch.equal(x, torch.cat([s[0] for s in single], dim=1))  # the same windows, in order
+    groups.resume_at(epoch=1, batches_done=2)  # counted in groups
+    assert torch.equal(batches(groups, epoch=1)[0][0], torch.cat([s[0] for s in single[6:9]], dim=1))

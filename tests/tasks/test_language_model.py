@@ -72,6 +72,70 @@ def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_step
         torch.testing.assert_close(trained, by_hand)
 
 
+class ThroughLightningBackward(LanguageModelTask):
+    """The task as it trained before the plain backward path: Lightning's manual_backward and clipping."""
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.plain_backward = False
+
+
+def optimiser_step_losses(task, data, windows: int, batches: int) -> tuple[list[float], list[torch.Tensor]]:
+    """The loss of every optimiser step of a short fit, and the weights it ends with."""
+    losses = []
+    step = task.optimise
+
+    def recording(loss):
+        losses.append(loss.item())
+        step(loss)
+
+    task.optimise = recording
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=batches, limit_val_batches=0, num_sanity_val_steps=0, **QUIET
+    )
+    trainer.fit(task, datamodule=data)
+    assert len(losses) == windows * (2 if task.tbptt_steps else 1)
+    return losses, [p.detach().clone() for p in task.network.parameters()]
+
+
+@pytest.mark.parametrize("sampling", ["sequential", "random"])
+@pytest.mark.parametrize("tbptt_steps", [None, 6])
+def test_several_windows_per_batch_and_the_plain_backward_leave_the_loss_trajectory_unchanged(
+    repetitive_corpus, sampling, tbptt_steps
+):
+    """The default (4 windows per loader batch, plain PyTorch backward and clipping) optimises exactly
+    what one window per batch through Lightning's manual_backward did: the same losses, step by step."""
+    runs = []
+    for windows_per_batch, task_class in ((1, ThroughLightningBackward), (4, LanguageModelTask)):
+        torch.manual_seed(0)
+        data = make_data(
+            repetitive_corpus,
+            batch_size=4,
+            num_steps=12,
+            seed=7,
+            sampling=sampling,
+            windows_per_batch=windows_per_batch,
+        )
+        network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 16, num_layers=2, dropout=0.3)
+        sgd = functools.partial(torch.optim.SGD, lr=0.5)
+        task = task_class(
+            network, data.task_inputs(), sgd, tbptt_steps=tbptt_steps, gradient_clip_val=0.1, sample_length=0
+        )
+        runs.append(optimiser_step_losses(task, data, windows=12, batches=12 // windows_per_batch))
+    (before, weights_before), (now, weights_now) = runs
+    assert now == before  # every step's loss, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(weights_before, weights_now, strict=True))
+
+
+def test_max_steps_stops_inside_a_batch_of_several_windows(repetitive_corpus):
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=12, windows_per_batch=4)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "gru", 8)
+    task = make_task(network, data, functools.partial(torch.optim.SGD, lr=0.1))
+    trainer = L.Trainer(max_steps=6, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(task, datamodule=data)
+    assert trainer.global_step == 6  # not 8: the second batch of 4 windows stops after its second
+
+
 def test_learns_a_repetitive_corpus_and_regenerates_it(repetitive_corpus):
     torch.manual_seed(0)
     data = make_data(repetitive_corpus, batch_size=8, num_steps=20, seed=0)

@@ -11,6 +11,10 @@ the last one it trained on, exactly as an uninterrupted run would have.
 
 `rank` / `world_size` give each process its own contiguous block of the batch rows, so the rows a
 process sees keep continuing each other under data-parallel training.
+
+`WindowGroups` hands several consecutive windows to the training loop as one loader batch, laid side
+by side along time; the task cuts them apart again (one optimiser step each, as before). Lightning's
+fixed cost per batch is then paid once per group rather than once per window.
 """
 
 from __future__ import annotations
@@ -33,20 +37,26 @@ class Window(NamedTuple):
 class TokenWindows(Dataset):
     """Inputs are `tokens[start : start + length]`, targets the same shifted by one.
 
-    `tokens` is a tensor (a series of values) or a numpy array of token ids, possibly memory-mapped
-    (a corpus's `TokenCache`): only the rows of the batch are read, and come out as int64 tensors.
+    `tokens` is a tensor (a series of values, or token ids on an accelerator, where the gather then
+    runs too) or a numpy array of token ids, possibly memory-mapped (a corpus's `TokenCache`): only
+    the rows of the batch are read, and come out as int64 tensors.
     """
 
     def __init__(self, tokens: torch.Tensor | np.ndarray) -> None:
         self.tokens = tokens
 
-    def __getitem__(self, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
-        index = window.starts[:, None] + torch.arange(window.length)
+    def __getitem__(self, window: Window | tuple[Window, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = window if isinstance(window, tuple) and not isinstance(window, Window) else (window,)
+        device = windows[0].starts.device
+        index = torch.cat([w.starts[:, None] + torch.arange(w.length, device=device) for w in windows], dim=1)
         if isinstance(self.tokens, np.ndarray):
             rows = self.tokens[index.numpy()[..., None] + np.arange(2)]  # [B, T, 2]: input, target
             rows = torch.from_numpy(rows.astype(np.int64))
             return rows[..., 0], rows[..., 1]
-        return self.tokens[index], self.tokens[index + 1]
+        inputs, targets = self.tokens[index], self.tokens[index + 1]
+        if inputs.is_floating_point():
+            return inputs, targets
+        return inputs.long(), targets.long()  # ids kept narrower on an accelerator
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -57,9 +67,41 @@ def shard_of(trainer: Any) -> dict[str, int]:
     return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
 
 
-def window_loader(series: torch.Tensor, sampler: Sampler[Window]) -> DataLoader:
-    """Batches of `series` as the sampler's windows (which are whole batches: no collation)."""
+def window_loader(series: torch.Tensor, sampler: Sampler) -> DataLoader:
+    """Batches of `series` as the sampler's windows or groups of them (whole batches: no collation)."""
     return DataLoader(TokenWindows(series), batch_size=None, sampler=sampler)
+
+
+class WindowGroups(Sampler[tuple[Window, ...]]):
+    """`size` consecutive windows of `windows` per loader batch (the last group may hold fewer).
+
+    The windows and their order are the sampler's own; only their packaging changes. The epoch and a
+    resumed position pass through, the position counted in groups.
+    """
+
+    def __init__(self, windows: _WindowSampler, size: int) -> None:
+        if size < 1:
+            raise UserError(f"data.windows_per_batch={size} must be at least 1")
+        self.windows, self.size = windows, size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.windows.set_epoch(epoch)
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        self.windows.resume_at(epoch, batches_done * self.size)
+
+    def __len__(self) -> int:
+        return -(-len(self.windows) // self.size)
+
+    def __iter__(self) -> Iterator[tuple[Window, ...]]:
+        group: list[Window] = []
+        for window in self.windows:
+            group.append(window)
+            if len(group) == self.size:
+                yield tuple(group)
+                group = []
+        if group:
+            yield tuple(group)
 
 
 def _rows_of_rank(batch_size: int, rank: int, world_size: int) -> slice:
@@ -83,6 +125,9 @@ class _WindowSampler(Sampler[Window]):
         self.seed = seed
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
+        # Where the windows' start indices live: the tokens' device, so a batch is gathered there
+        # from one copy of the indices per epoch, not one per batch.
+        self.device = torch.device("cpu")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -142,7 +187,7 @@ class SequentialPartition(_WindowSampler):
         offset = 0
         if self.random_offset:
             offset = int(torch.randint(self.num_steps, (1,), generator=self._generator()))
-        starts = offset + torch.arange(self.batch_size)[self.rows] * self.stream_length
+        starts = (offset + torch.arange(self.batch_size)[self.rows] * self.stream_length).to(self.device)
         for step in range(self._skipped() * self.num_steps, len(self) * self.num_steps, self.num_steps):
             yield Window(starts + step, min(self.num_steps, self.stream_length - step))
 
@@ -177,7 +222,7 @@ class RandomWindows(_WindowSampler):
         generator = self._generator()
         offset = int(torch.randint(self.num_steps, (1,), generator=generator))
         order = torch.randperm(self.num_windows, generator=generator)
-        starts = offset + order * self.num_steps
+        starts = (offset + order * self.num_steps).to(self.device)
         batches = starts[: len(self) * self.batch_size].view(len(self), self.batch_size)
         for batch in batches[self._skipped() :]:
             yield Window(batch[self.rows], self.num_steps)

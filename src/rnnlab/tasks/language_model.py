@@ -50,13 +50,17 @@ class LanguageModelTask(SequenceTask):
         self.vocab = self.inputs.vocab
         self.also_reported = ("bpc",) if self.inputs.token_kind in ("char", "byte") else ()
         self.sample_prefix, self.sample_length = sample_prefix, sample_length
-        self.add_stage_metrics(lambda stage: {"loss": MeanMetric()})  # token-weighted mean cross-entropy
+        # The token-weighted mean cross-entropy. No NaN check: it would read the value on the host
+        # every step (a non-finite training loss is stopped by the task's own guard).
+        self.add_stage_metrics(lambda stage: {"loss": MeanMetric(nan_strategy="disable")})
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
     def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
-        self.stage_metrics(stage)["loss"].update(loss, weight=targets.numel())
+        # Every token of the batch counts once: the batch's mean loss, repeated per token (a broadcast
+        # view). A weight given as a Python number would be copied to the device on every step.
+        self.stage_metrics(stage)["loss"].update(loss.expand(targets.numel()))
 
     def compute_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         values = super().compute_metrics(stage)

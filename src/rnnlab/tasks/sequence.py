@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
 from rnnlab.contract import StreamInputs
 from rnnlab.errors import UserError
@@ -21,12 +22,13 @@ def detach(state: Any) -> Any:
 class SequenceTask(Task):
     """Per-step predictions from a recurrent network that maps (inputs, state) to (outputs, state).
 
-    Each batch of T steps is cut into pieces of `tbptt_steps` (default: the whole batch), and every
-    piece gets its own backward pass and optimiser step, with the state detached between pieces
+    A loader batch holds one or more windows of `num_steps` (`data.windows_per_batch`, side by side
+    along time). Each window is cut into pieces of `tbptt_steps` (default: the whole window), and
+    every piece gets its own backward pass and optimiser step, with the state detached between pieces
     (Lightning's documented pattern for truncated BPTT since 2.0, which needs manual optimisation).
-    When the data's batches continue each other (`inputs.carry_state`, e.g. sequential
-    partitioning) the state also carries from batch to batch, and starts from zero at every epoch;
-    otherwise every batch starts from zero. Validation and test read their streams with a state of
+    When the data's windows continue each other (`inputs.carry_state`, e.g. sequential
+    partitioning) the state also carries from window to window, and starts from zero at every epoch;
+    otherwise every window starts from zero. Validation and test read their streams with a state of
     their own.
 
     Subclasses give the loss and the metric bookkeeping.
@@ -64,25 +66,53 @@ class SequenceTask(Task):
         super().resume_epoch(state)
         self.train_state = state["carried_state"]
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        # One process without loss scaling: Lightning's backward and clipping wrappers would add only
+        # hook calls to plain PyTorch, which a small network's step pays for on every piece. Under DDP
+        # (which prepares every manual backward) or fp16 (loss scaling), Lightning's path is taken.
+        plugin = self.trainer.precision_plugin
+        self.plain_backward = self.trainer.world_size == 1 and (
+            type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None)
+        )
+
     def optimise(self, loss: torch.Tensor) -> None:
         """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.configure_gradient_clipping(optimizer)
-        optimizer.step()
+        if getattr(self, "plain_backward", False):
+            self.on_before_backward(loss)  # the non-finite guard
+            loss.backward()
+            if self.clip_val is not None:
+                torch.nn.utils.clip_grad_norm_(self.parameters(), self.clip_val)
+        else:
+            self.manual_backward(loss)
+            self.configure_gradient_clipping(optimizer)
+        optimizer.step()  # Lightning's wrapper: it counts the step (global_step, max_steps)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """A loader batch holds one or more windows of `num_steps` side by side (`data.windows_per_batch`);
+        each window is cut into pieces of `tbptt_steps`, and every piece is one optimiser step."""
         inputs, targets = batch
-        state = self.train_state if self.carry_state else None
-        piece = self.tbptt_steps or inputs.size(1)
-        for x, y in zip(inputs.split(piece, dim=1), targets.split(piece, dim=1), strict=True):
-            outputs, state = self.network(x, state)
-            loss = self.loss(outputs, y)
-            self.optimise(loss)
-            state = detach(state)
-            loss = loss.detach()
-            self.update_metrics("train", outputs.detach(), y, loss)
+        state = self.train_state
+        piece = self.tbptt_steps or self.inputs.num_steps
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        for window, window_targets in zip(
+            inputs.split(self.inputs.num_steps, dim=1),
+            targets.split(self.inputs.num_steps, dim=1),
+            strict=True,
+        ):
+            if not self.carry_state:
+                state = None  # windows in random order: each starts from zero
+            for x, y in zip(window.split(piece, dim=1), window_targets.split(piece, dim=1), strict=True):
+                outputs, state = self.network(x, state)
+                loss = self.loss(outputs, y)
+                self.optimise(loss)
+                state = detach(state)
+                loss = loss.detach()
+                self.update_metrics("train", outputs.detach(), y, loss)
+            if max_steps != -1 and self.global_step >= max_steps:
+                break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
         self.train_state = state
         if self.logs_this_step():
             self.log_dict(self.step_metrics(loss), prog_bar=True)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from rnnlab.contract import InputKind, TextInputs
 from rnnlab.data.files.download import DataFile
 from rnnlab.data.position import TrainingPosition
 from rnnlab.data.splits import check_fractions, cut
-from rnnlab.data.streams import RandomWindows, SequentialPartition, shard_of, window_loader
+from rnnlab.data.streams import RandomWindows, SequentialPartition, WindowGroups, shard_of, window_loader
 from rnnlab.data.text.cache import TokenCache, writable
 from rnnlab.data.text.corpus import PREPROCESSING, TOKENS, check_source_path
 from rnnlab.data.text.tokens import encode_file
@@ -71,6 +73,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         cache: bool = True,
         member: str | None = None,
         sha256: str | None = None,
+        windows_per_batch: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -82,6 +85,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             "eval_num_steps",
             "eval_max_tokens",
             "test_max_tokens",
+            "windows_per_batch",
         ):
             _positive(name, locals()[name])
         if preprocess not in PREPROCESSING:
@@ -103,6 +107,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             check_fractions(splits),
         )
         self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
+        self.windows_per_batch = windows_per_batch
         self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
         self.max_scored = {"val": eval_max_tokens, "test": test_max_tokens}
         self.cache = cache
@@ -233,10 +238,23 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return window_loader(self.split_tokens["train"], self.resumable(self._train_sampler()))
+        sampler = self._train_sampler()
+        groups = WindowGroups(sampler, self.windows_per_batch)
+        return window_loader(self._tokens_for(sampler, "train"), self.resumable(groups))
 
     def val_dataloader(self) -> DataLoader:
-        return window_loader(self.split_tokens["val"], self._eval_sampler("val"))
+        sampler = self._eval_sampler("val")
+        return window_loader(self._tokens_for(sampler, "val"), sampler)
 
     def test_dataloader(self) -> DataLoader:
-        return window_loader(self.split_tokens["test"], self._eval_sampler("test"))
+        sampler = self._eval_sampler("test")
+        return window_loader(self._tokens_for(sampler, "test"), sampler)
+
+    def _tokens_for(self, sampler: SequentialPartition | RandomWindows, split: str) -> Any:
+        """The split's ids where the batches are gathered: on an accelerator, the device itself (as
+        int32, once), so that a training step copies nothing from the host; on a CPU, as they are."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cpu":
+            return self.split_tokens[split]
+        sampler.device = device
+        return torch.as_tensor(np.asarray(self.split_tokens[split]), dtype=torch.int32).to(device)
