@@ -52,6 +52,7 @@ class SequenceTask(Task):
         self.tbptt_steps, self.carry_state = tbptt_steps, self.inputs.carry_state
         self.train_state: Any = None
         self.eval_state: Any = None
+        self.plain_backward = False  # decided when training starts (`on_train_start`)
 
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return batch[1].numel()  # every step of every row is a prediction
@@ -80,7 +81,7 @@ class SequenceTask(Task):
         """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        if getattr(self, "plain_backward", False):
+        if self.plain_backward:
             self.on_before_backward(loss)  # the non-finite guard
             loss.backward()
             if self.clip_val is not None:
