@@ -1,6 +1,7 @@
-"""Text from a trained language model.
+"""Text from a trained language model, printed as it is generated.
 
-    python scripts/generate.py ckpt=PATH prefix="time traveller" length=200 [temperature=0.8 top_k=5 seed=0]
+    python scripts/generate.py ckpt=PATH prefix="time traveller" length=200 [temperature=0.8 top_k=5
+                               top_p=0.9 repetition_penalty=1.2 num_samples=3 seed=0]
 
 Greedy by default (temperature=0). Needs only the checkpoint: the network's settings and the
 vocabulary are stored in it.
@@ -22,6 +23,9 @@ class GenerateConfig:
     length: int = 200
     temperature: float = 0.0  # 0: greedy
     top_k: int | None = None  # sample among the k most likely tokens
+    top_p: float | None = None  # sample among the most likely tokens that make up this probability
+    repetition_penalty: float = 1.0  # > 1: tokens already in the text become less likely
+    num_samples: int = 1  # samples one after another, from one seeded generator
     seed: int = 0
     device: str = "cpu"
 
@@ -41,18 +45,28 @@ def main(argv: list[str]) -> int:
 
     from rnnlab.checkpoint import load_language_model
     from rnnlab.errors import UserError
-    from rnnlab.generation import generate
+    from rnnlab.generation import Sampling, encode_prefix, stream
 
     try:
+        sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty)
+        if cfg.num_samples < 1:
+            raise UserError(f"num_samples={cfg.num_samples} must be at least 1")
+        if cfg.length < 1:
+            raise UserError(f"length={cfg.length} must be at least 1")
         network, vocab = load_language_model(ckpt)
+        prefix = vocab.decode(encode_prefix(vocab, cfg.prefix or ""))
         generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
-        text = generate(
-            network.to(cfg.device), vocab, cfg.prefix or "", cfg.length, cfg.temperature, cfg.top_k, generator
-        )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(text)
+    network.to(cfg.device)
+    for sample in range(cfg.num_samples):
+        if cfg.num_samples > 1:
+            print(f"[sample {sample + 1}]")
+        print(prefix, end="", flush=True)
+        for piece in stream(network, vocab, cfg.prefix, cfg.length, sampling, generator):
+            print(piece, end="", flush=True)
+        print()
     return 0
 
 

@@ -124,6 +124,9 @@ def language_model_checkpoint(tmp_path: Path) -> Path:
         (["ckpt={lm}", "length=0"], "length=0 must be at least 1"),
         (["ckpt={lm}", "prefix=Time"], "outside the model's"),
         (["ckpt={lm}", "length=many"], "could not be converted to Integer"),
+        (["ckpt={lm}", "temperature=1", "top_p=1.5"], "top_p=1.5 must be in (0, 1]"),
+        (["ckpt={lm}", "repetition_penalty=0"], "repetition_penalty=0.0 must be positive"),
+        (["ckpt={lm}", "num_samples=0"], "num_samples=0 must be at least 1"),
     ],
 )
 def test_generate_refuses_bad_requests_in_one_line(
@@ -147,6 +150,19 @@ def test_generate_refuses_bad_requests_in_one_line(
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
+
+
+def test_generate_prints_several_samples_each_starting_with_the_prefix(workdir, language_model_checkpoint):
+    args = [f"ckpt={language_model_checkpoint}", "prefix=time", "length=12", "temperature=1", "top_p=0.9"]
+    result = run("generate.py", *args, "num_samples=3", "repetition_penalty=1.3", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0::2] == ["[sample 1]", "[sample 2]", "[sample 3]"]
+    assert all(
+        line.startswith("time") and len(line) >= 16 for line in lines[1::2]
+    )  # 12 tokens (<unk> is 5 chars)
+    greedy = run("generate.py", f"ckpt={language_model_checkpoint}", "prefix=time", "length=12", cwd=workdir)
+    assert greedy.stdout.count("\n") == 1 and greedy.stdout.startswith("time")
 
 
 def test_a_model_that_cannot_read_the_data_is_refused_before_anything_runs(workdir):
