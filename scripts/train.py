@@ -12,8 +12,6 @@ import signal
 import sys
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import rnnlab.sweeps.naming  # noqa: F401  (registers the resolver that names sweep folders)
@@ -26,6 +24,7 @@ def main(cfg: DictConfig) -> float:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from rnnlab.errors import UserError
+    from rnnlab.run.checks import in_multirun
     from rnnlab.run.train import train
 
     try:
@@ -38,7 +37,7 @@ def main(cfg: DictConfig) -> float:
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             # One failed job must not stop the sweep: its metrics.json records the error, NaN tells
             # the sweeper the trial failed, and SweepReport fails the sweep's exit status at the end.
             log.error("error: %s", error, exc_info=not isinstance(error, UserError))

@@ -25,6 +25,22 @@ class ResumableSampler(Protocol):
 S = TypeVar("S", bound=ResumableSampler)
 
 
+class ResumesOnce:
+    """Sampler mixin: `resume_at(epoch, batches_done)` makes the next pass over `epoch` start after
+    those batches, once; any other epoch, and every later pass, starts from the first batch."""
+
+    epoch: int
+    _resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        self._resume = (epoch, batches_done)
+
+    def batches_to_skip(self) -> int:
+        """For the pass now starting (call once per pass)."""
+        resume, self._resume = self._resume, None
+        return resume[1] if resume is not None and resume[0] == self.epoch else 0
+
+
 class TrainingPosition:
     """Mixin for a `LightningDataModule`: the training position as the datamodule's checkpoint state."""
 
@@ -49,7 +65,7 @@ class TrainingPosition:
         return sampler
 
 
-class ShuffledExamples(DistributedSampler):
+class ShuffledExamples(ResumesOnce, DistributedSampler):
     """Independent examples in an order drawn from (seed, epoch); this process's share under DDP.
 
     `DistributedSampler`'s order and sharding (one process: every example), plus `resume_at`.
@@ -60,12 +76,7 @@ class ShuffledExamples(DistributedSampler):
     ) -> None:
         super().__init__(dataset, num_replicas, rank, shuffle=True, seed=seed)
         self.batch_size = batch_size
-        self._resume: tuple[int, int] | None = None
-
-    def resume_at(self, epoch: int, batches_done: int) -> None:
-        self._resume = (epoch, batches_done)
 
     def __iter__(self) -> Iterator[int]:
-        resume, self._resume = self._resume, None
-        skip = resume[1] * self.batch_size if resume is not None and resume[0] == self.epoch else 0
+        skip = self.batches_to_skip() * self.batch_size
         return iter(list(super().__iter__())[skip:])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rnnlab.data.position import ResumesOnce
 from rnnlab.errors import UserError
 
 
@@ -114,7 +115,7 @@ def _rows_of_rank(batch_size: int, rank: int, world_size: int) -> slice:
     return slice(rank * per_rank, (rank + 1) * per_rank)
 
 
-class _WindowSampler(Sampler[Window]):
+class _WindowSampler(ResumesOnce, Sampler[Window]):
     """What both schemes share: the batch shape, this process's rows, and a per-epoch seed."""
 
     def __init__(
@@ -124,22 +125,12 @@ class _WindowSampler(Sampler[Window]):
         self.rows = _rows_of_rank(batch_size, rank, world_size)
         self.seed = seed
         self.epoch = 0
-        self._resume: tuple[int, int] | None = None
         # Where the windows' start indices live: the tokens' device, so a batch is gathered there
         # from one copy of the indices per epoch, not one per batch.
         self.device = torch.device("cpu")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def resume_at(self, epoch: int, batches_done: int) -> None:
-        """Skip the first `batches_done` batches of `epoch` (once: later epochs start from the first)."""
-        self._resume = (epoch, batches_done)
-
-    def _skipped(self) -> int:
-        """How many batches this pass over the data starts after (a resumed epoch's done ones)."""
-        resume, self._resume = self._resume, None
-        return resume[1] if resume is not None and resume[0] == self.epoch else 0
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -188,7 +179,8 @@ class SequentialPartition(_WindowSampler):
         if self.random_offset:
             offset = int(torch.randint(self.num_steps, (1,), generator=self._generator()))
         starts = (offset + torch.arange(self.batch_size)[self.rows] * self.stream_length).to(self.device)
-        for step in range(self._skipped() * self.num_steps, len(self) * self.num_steps, self.num_steps):
+        first = self.batches_to_skip() * self.num_steps
+        for step in range(first, len(self) * self.num_steps, self.num_steps):
             yield Window(starts + step, min(self.num_steps, self.stream_length - step))
 
 
@@ -224,5 +216,5 @@ class RandomWindows(_WindowSampler):
         order = torch.randperm(self.num_windows, generator=generator)
         starts = (offset + order * self.num_steps).to(self.device)
         batches = starts[: len(self) * self.batch_size].view(len(self), self.batch_size)
-        for batch in batches[self._skipped() :]:
+        for batch in batches[self.batches_to_skip() :]:
             yield Window(batch[self.rows], self.num_steps)

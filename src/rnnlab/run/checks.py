@@ -87,6 +87,11 @@ def check_arguments(cfg: DictConfig) -> None:
             )
 
 
+def in_multirun() -> bool:
+    """Whether this run is a job of a `-m` sweep (or of a search)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Settings that would only fail deep inside Lightning or torch (`build` checks the rest)."""
     lr = cfg.optimizer.get("lr")
@@ -94,7 +99,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(f"optimizer.lr={lr} must be positive")
     strategy = str(cfg.trainer.get("strategy", ""))
     relaunches_script = strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")
-    if relaunches_script and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    if relaunches_script and in_multirun():
         raise UserError(
             "trainer=ddp cannot run inside a -m sweep (each process would re-run the whole sweep); "
             "use trainer=ddp_spawn, or a launcher such as hydra/launcher=submitit_slurm"

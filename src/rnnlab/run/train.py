@@ -20,13 +20,12 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
 from rnnlab.run.build import build
-from rnnlab.run.checks import check_checkpoint_fits, check_settings, resolve_checkpoint
+from rnnlab.run.checks import check_checkpoint_fits, check_settings, in_multirun, resolve_checkpoint
 from rnnlab.run.console import quiet_libraries
 from rnnlab.run.report import (
     final_metrics,
@@ -51,7 +50,7 @@ def train(cfg: DictConfig) -> float:
     run_dir = Path(cfg.paths.output_dir)
     resuming = cfg.get("resume") or requeued()
     # A requeued job, like a sweep's, may have completed, failed or never saved before.
-    as_job = is_sweep_job() or not cfg.get("resume")
+    as_job = in_multirun() or not cfg.get("resume")
     plan = job_plan(run_dir, in_sweep=as_job) if resuming else JobPlan("start")
     if plan.action == "skip":
         return skip_completed(run_dir, plan)
@@ -108,7 +107,12 @@ def train(cfg: DictConfig) -> float:
     log_final_metrics(trainer, task, metrics)
     if rank_zero_only.rank == 0:
         print_summary(metrics, task)
-    best = metrics.get(metrics["monitor"].replace("/", "_"))
+    return objective(metrics)
+
+
+def objective(metrics: dict[str, Any]) -> float:
+    """The best value of the monitored metric, what a sweeper optimises (NaN if there is none)."""
+    best = metrics.get(metrics.get("monitor", "").replace("/", "_"))
     return best if best is not None else math.nan
 
 
@@ -116,10 +120,6 @@ def requeued() -> bool:
     """A SLURM job started again after preemption (submitit requeues it with the same config and
     folder): it goes on from its checkpoint as if `resume=` had been given."""
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-
-
-def is_sweep_job() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def hold_lock(run_dir: Path) -> Path | None:
@@ -161,8 +161,7 @@ def skip_completed(run_dir: Path, plan: JobPlan) -> float:
     if rank_zero_only.rank == 0:
         write_metrics(run_dir, metrics)
     log.info("resume: %s completed before; skipped", run_dir.name)
-    best = metrics.get(metrics.get("monitor", "").replace("/", "_"))
-    return best if best is not None else math.nan
+    return objective(metrics)
 
 
 def clear_failed_run(run_dir: Path, plan: JobPlan) -> None:
