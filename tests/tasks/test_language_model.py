@@ -37,11 +37,14 @@ def make_task(network, data, optimizer, **kwargs) -> LanguageModelTask:
     return LanguageModelTask(network, data.task_inputs(), optimizer, **kwargs)
 
 
-@pytest.mark.parametrize(("tbptt_steps", "pieces"), [(5, 3), (None, 1)])
-def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_steps, pieces):
+@pytest.mark.parametrize(
+    ("tbptt_steps", "pieces", "penalties"),
+    [(5, 3, {}), (None, 1, {}), (5, 3, {"activation_reg": 1.0, "temporal_activation_reg": 2.0})],
+)
+def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_steps, pieces, penalties):
     torch.manual_seed(0)
     data = make_data(repetitive_corpus, batch_size=4, num_steps=12, seed=7)
-    network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 16)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "lstm", 16, **penalties)
     reference = copy.deepcopy(network)
     sgd = functools.partial(torch.optim.SGD, lr=0.5)
     task = make_task(network, data, sgd, tbptt_steps=tbptt_steps, gradient_clip_val=0.1)
@@ -63,6 +66,8 @@ def test_truncated_bptt_equals_a_hand_written_loop(repetitive_corpus, tbptt_step
         for xs, ys in zip(x.split(k, dim=1), y.split(k, dim=1), strict=True):
             logits, state = reference(xs, state)
             loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten())
+            if penalties:  # AR/TAR: the task optimises the loss plus the network's penalty
+                loss = loss + reference.penalty
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.1)
@@ -188,3 +193,35 @@ def test_char_models_also_report_bits_per_character(repetitive_corpus, tokens, r
     assert ("val/bpc" in logged) is reports_bits and ("train/bpc" in logged) is reports_bits
     if reports_bits:
         assert logged["val/bpc"].item() == pytest.approx(logged["val/loss"].item() / math.log(2))
+
+
+def test_a_word_model_with_tied_weights_beats_word_frequencies_on_the_time_machine(tmp_path):
+    torch.manual_seed(0)
+    data = LanguageModelData(
+        data_dir=str(tmp_path),
+        filename="timemachine.txt",
+        sha1="090b5e7e70c295757f55df93cb0a180b9691891a",
+        tokens="word",
+        min_freq=3,
+        batch_size=16,
+        num_steps=20,
+        windows_per_batch=4,
+    )
+    data.prepare_data()
+    data.setup("fit")
+    network = RecurrentNet(
+        data.vocab_size, data.vocab_size, "lstm", 64, embedding_dim=32, tie_weights=True, dropout=0.2
+    )
+    task = make_task(network, data, functools.partial(torch.optim.Adam, lr=0.01))
+    trainer = L.Trainer(max_epochs=3, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(task, datamodule=data)
+    # The perplexity per word of a unigram model (each word's training frequency, smoothed by one)
+    counts = torch.bincount(
+        torch.as_tensor(data.split_tokens["train"].astype("int64")), minlength=data.vocab_size
+    )
+    unigram = (counts + 1) / (counts + 1).sum()
+    val = torch.as_tensor(data.split_tokens["val"].astype("int64"))
+    unigram_ppl = unigram[val].log().mean().neg().exp().item()
+    ppl = trainer.callback_metrics["val/ppl"].item()
+    assert ppl == pytest.approx(trainer.callback_metrics["val/loss"].exp().item(), rel=1e-5)
+    assert ppl < 0.9 * unigram_ppl, (ppl, unigram_ppl)

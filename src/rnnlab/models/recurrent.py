@@ -6,14 +6,21 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
 from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
+from rnnlab.models.regularisation import (
+    LayerStack,
+    LockedDropout,
+    State,
+    activation_penalty,
+    drop_embedding_rows,
+    drop_recurrent_weights,
+)
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def one_hot_if_tokens(inputs: torch.Tensor, input_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -37,6 +44,14 @@ class RecurrentNet(nn.Module):
     Token ids are fed one-hot as the d2l book does, or through a learned embedding
     (`embedding_dim`); feature sequences are fed as they are. `head=false` drops the linear head
     and reads the outputs off the hidden state, as the course's "hello" lesson does.
+
+    The AWD-LSTM regularisers (`rnnlab.models.regularisation`) are settings, all off by default:
+    `tie_weights` (the head's weights are the embedding matrix, after a linear projection when the
+    hidden width differs from `embedding_dim`), `embedding_dropout` (whole token rows),
+    `input_dropout` (on the embedded inputs), `locked_dropout` (the input, between-layer and output
+    dropout keep one mask over all time steps), `weight_dropout` (DropConnect on the hidden-to-hidden
+    matrices), and `activation_reg` / `temporal_activation_reg` (AR / TAR, a penalty the task adds to
+    the training loss: `penalty` after each forward pass in training mode).
     """
 
     accepts: ClassVar[frozenset[InputKind]] = frozenset({InputKind.TOKENS, InputKind.SEQUENCES})
@@ -52,6 +67,13 @@ class RecurrentNet(nn.Module):
         embedding_dim: int | None = None,
         bidirectional: bool = False,
         head: bool = True,
+        tie_weights: bool = False,
+        embedding_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        locked_dropout: bool = False,
+        weight_dropout: float = 0.0,
+        activation_reg: float = 0.0,
+        temporal_activation_reg: float = 0.0,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -64,34 +86,94 @@ class RecurrentNet(nn.Module):
         ):
             if value < 1:
                 raise UserError(f"model.{name}={value} must be positive")
-        if not 0 <= dropout < 1:
-            raise UserError(f"model.dropout={dropout} must be in [0, 1)")
+        for name, p in (
+            ("dropout", dropout),
+            ("embedding_dropout", embedding_dropout),
+            ("input_dropout", input_dropout),
+            ("weight_dropout", weight_dropout),
+        ):
+            if not 0 <= p < 1:
+                raise UserError(f"model.{name}={p} must be in [0, 1)")
+        for name, value in (
+            ("activation_reg", activation_reg),
+            ("temporal_activation_reg", temporal_activation_reg),
+        ):
+            if value < 0:
+                raise UserError(f"model.{name}={value} must be 0 (off) or more")
+        if (tie_weights or embedding_dropout) and not embedding_dim:
+            setting = "tie_weights=true" if tie_weights else f"embedding_dropout={embedding_dropout}"
+            raise UserError(f"model.{setting} needs a learned embedding; set model.embedding_dim (e.g. 64)")
+        if tie_weights and (not head or input_size != output_size):
+            raise UserError(
+                "model.tie_weights=true shares the embedding with the output layer, so it needs "
+                f"model.head=true and as many outputs as input tokens (here {output_size} and {input_size})"
+            )
         width = hidden_size * (2 if bidirectional else 1)
         check_head(head, width, output_size)
         self.input_size = input_size
         self.embedding = nn.Embedding(input_size, embedding_dim) if embedding_dim else None
-        self.rnn = CELLS[cell](
-            embedding_dim or input_size,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            # torch applies this dropout between layers only; the output dropout below covers the last one
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(width, output_size) if head else nn.Identity()
+        rnn_input = embedding_dim or input_size
+        if locked_dropout and num_layers > 1:
+            # A mask shared over time between layers needs the layers run one at a time.
+            self.rnn: nn.Module = LayerStack(
+                CELLS[cell], rnn_input, hidden_size, num_layers, dropout, bidirectional
+            )
+        else:
+            self.rnn = CELLS[cell](
+                rnn_input,
+                hidden_size,
+                num_layers,
+                batch_first=True,
+                # torch applies this dropout between layers only; the output dropout below covers the last one
+                dropout=dropout if num_layers > 1 else 0.0,
+                bidirectional=bidirectional,
+            )
+        dropout_kind = LockedDropout if locked_dropout else nn.Dropout
+        # p = 0 costs nothing (a dropout op with p = 0 would still run on every step)
+        self.input_dropout = dropout_kind(input_dropout) if input_dropout else nn.Identity()
+        self.dropout = dropout_kind(dropout) if dropout else nn.Identity()
+        self.embedding_dropout, self.weight_dropout = embedding_dropout, weight_dropout
+        self.activation_reg, self.temporal_activation_reg = activation_reg, temporal_activation_reg
+        self.penalty: torch.Tensor | None = None
+        if tie_weights:
+            self.projection = nn.Linear(width, embedding_dim) if width != embedding_dim else nn.Identity()
+            self.head = nn.Linear(embedding_dim, output_size)
+            self.head.weight = self.embedding.weight  # one tensor, trained from both ends
+        else:
+            self.projection = nn.Identity()
+            self.head = nn.Linear(width, output_size) if head else nn.Identity()
 
-    def forward(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """inputs [B, T] (token ids) or [B, T, F] -> outputs [B, T, output_size] and the last state."""
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, T] -> vectors [B, T, E] (one-hot or learned); feature sequences pass through."""
         if self.embedding is None:
-            inputs = one_hot_if_tokens(inputs, self.input_size, self.rnn.weight_hh_l0.dtype)
-        elif inputs.is_floating_point():
+            return one_hot_if_tokens(inputs, self.input_size, self.input_dtype)
+        if inputs.is_floating_point():
             raise UserError(
                 "model.embedding_dim needs token inputs, but this data gives feature sequences; "
                 "set model.embedding_dim=null"
             )
+        if self.training and self.embedding_dropout:
+            return F.embedding(inputs, drop_embedding_rows(self.embedding.weight, self.embedding_dropout))
+        return self.embedding(inputs)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype of one-hot inputs: the recurrent weights' (float32, or bf16 under `precision`)."""
+        return next(self.rnn.parameters()).dtype
+
+    def forward(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """inputs [B, T] (token ids) or [B, T, F] -> outputs [B, T, output_size] and the last state."""
+        x = self.input_dropout(self.embed(inputs))
+        if self.training and self.weight_dropout:
+            outputs, state = functional_call(
+                self.rnn, drop_recurrent_weights(self.rnn, self.weight_dropout), (x, state)
+            )
         else:
-            inputs = self.embedding(inputs)
-        outputs, state = self.rnn(inputs, state)
-        return self.head(self.dropout(outputs)), state
+            outputs, state = self.rnn(x, state)
+        dropped = self.dropout(outputs)
+        self.penalty = None
+        if self.training and (self.activation_reg or self.temporal_activation_reg):
+            self.penalty = activation_penalty(
+                outputs, dropped, self.activation_reg, self.temporal_activation_reg
+            )
+        return self.head(self.projection(dropped)), state

@@ -172,7 +172,13 @@ class Task(L.LightningModule):
         if self.logs_this_step():
             self.log_dict(self.step_metrics(detached), prog_bar=True)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
-        return loss * targets.numel() if self.loss_reduction == "sum" else loss
+        return self.training_objective(loss * targets.numel() if self.loss_reduction == "sum" else loss)
+
+    def training_objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """What the optimiser minimises: the loss, plus the penalty the network computed in its last
+        training forward pass if it has one (AR/TAR of `RecurrentNet`), which the metrics leave out."""
+        penalty = getattr(self.network, "penalty", None)
+        return loss if penalty is None else loss + penalty
 
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         """Score one validation or test batch into the metrics of `stage`."""

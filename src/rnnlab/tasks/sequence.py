@@ -108,7 +108,7 @@ class SequenceTask(Task):
             for x, y in zip(window.split(piece, dim=1), window_targets.split(piece, dim=1), strict=True):
                 outputs, state = self.network(x, state)
                 loss = self.loss(outputs, y)
-                self.optimise(loss)
+                self.optimise(self.training_objective(loss))
                 state = detach(state)
                 loss = loss.detach()
                 self.update_metrics("train", outputs.detach(), y, loss)

@@ -61,6 +61,20 @@ def test_word_tokens_and_raw_preprocessing(tmp_path: Path):
     assert {"T", "(", "\n", "."} <= set(raw.vocab.index)
 
 
+def test_a_shortened_word_vocabulary_reads_rare_words_as_unknown(tmp_path: Path, caplog):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TEXT + "zebra zebra quokka\n" * 2)
+    full = make(tmp_path, path=str(corpus), tokens="word", batch_size=2, num_steps=5)
+    caplog.set_level("INFO")
+    rare = make(tmp_path, path=str(corpus), tokens="word", batch_size=2, num_steps=5, min_freq=10)
+    assert {"zebra", "quokka"} <= set(full.vocab.index)
+    assert not {"zebra", "quokka"} & set(rare.vocab.index) and len(rare.vocab) < len(full.vocab)
+    assert (rare.split_tokens["test"] == 0).sum() == 6  # the last words: zebra zebra quokka, twice
+    assert "of the words read as <unk>" in caplog.text
+    top = make(tmp_path, path=str(corpus), tokens="word", batch_size=2, num_steps=5, max_vocab=5)
+    assert top.vocab.tokens == full.vocab.tokens[:5]
+
+
 def test_max_tokens_keeps_the_start_of_the_corpus(tmp_path: Path):
     corpus = tmp_path / "mine.txt"
     corpus.write_text(TEXT)
@@ -82,6 +96,9 @@ def test_random_sampling_does_not_carry_state(tmp_path: Path):
         ({"sampling": "shuffled"}, "data.sampling='shuffled' is unknown"),
         ({"splits": [0.5, 0.5, 0.0]}, "must be three positive fractions"),
         ({"batch_size": 512, "num_steps": 35}, "too few for batch_size=512"),
+        ({"min_freq": 3}, "data.min_freq and data.max_vocab shorten a word vocabulary"),
+        ({"tokens": "word", "max_vocab": 2}, "data.max_vocab=2 must be at least 3"),
+        ({"tokens": "word", "min_freq": 0}, "data.min_freq=0 must be positive"),
     ],
 )
 def test_bad_settings_are_refused_before_training(tmp_path: Path, kwargs, message):

@@ -22,3 +22,11 @@ def test_word_vocab_joins_with_spaces_and_survives_a_plain_dict_round_trip():
     assert vocab.decode(vocab.encode(vocab.split("the machine"))) == "the machine"
     again = Vocab.from_dict(vocab.to_dict())
     assert again == vocab and again.index == vocab.index
+
+
+def test_rare_and_surplus_words_are_left_to_unknown():
+    words = ["the", "the", "the", "the", "time", "time", "time", "machine", "machine", "traveller"]
+    assert Vocab.build(words, " ", min_freq=2).tokens == [UNKNOWN, "the", "time", "machine"]
+    capped = Vocab.build(words, " ", max_size=3)
+    assert capped.tokens == [UNKNOWN, "the", "time"]
+    assert capped.encode(["machine", "the"]) == [0, 1]

@@ -74,6 +74,8 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         member: str | None = None,
         sha256: str | None = None,
         windows_per_batch: int = 1,
+        min_freq: int = 1,
+        max_vocab: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -86,8 +88,17 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             "eval_max_tokens",
             "test_max_tokens",
             "windows_per_batch",
+            "min_freq",
+            "max_vocab",
         ):
             _positive(name, locals()[name])
+        if tokens != "word" and (min_freq != 1 or max_vocab is not None):
+            raise UserError(
+                f"data.min_freq and data.max_vocab shorten a word vocabulary; with data.tokens={tokens} "
+                "every token is kept (set data.tokens=word, or leave them at 1 and null)"
+            )
+        if max_vocab is not None and max_vocab < 3:
+            raise UserError(f"data.max_vocab={max_vocab} must be at least 3 (<unk> and two words)")
         if preprocess not in PREPROCESSING:
             raise UserError(
                 f"data.preprocess={preprocess!r} is unknown; choose one of {', '.join(PREPROCESSING)}"
@@ -108,6 +119,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         )
         self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
         self.windows_per_batch = windows_per_batch
+        self.min_freq, self.max_vocab = min_freq, max_vocab
         self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
         self.max_scored = {"val": eval_max_tokens, "test": test_max_tokens}
         self.cache = cache
@@ -138,18 +150,23 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
                 log.warning("%s cannot be written: tokens stay in memory (data.cache=false says so)", root)
                 self._warned = True
             return None
-        settings = {
+        return TokenCache(check_source_path(self.file.source()), root, self._encoding())
+
+    def _encoding(self) -> dict[str, Any]:
+        """The settings that decide the ids (`encode_file`'s arguments; a cache is kept per setting)."""
+        return {
             "preprocess": self.preprocess,
             "tokens": self.tokens,
             "max_tokens": self.max_tokens,
             "member": self.member,
+            "min_freq": self.min_freq,
+            "max_vocab": self.max_vocab,
         }
-        return TokenCache(check_source_path(self.file.source()), root, settings)
 
     def _ids_and_vocab(self) -> tuple[np.ndarray, Vocab]:
         cache = self._token_cache()
         if cache is None:
-            return encode_file(self.file.source(), self.preprocess, self.tokens, self.max_tokens, self.member)
+            return encode_file(self.file.source(), **self._encoding())
         return cache.ensure()  # after prepare_data: maps what it built
 
     # -- tokens ---------------------------------------------------------------------------------
@@ -204,13 +221,20 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         self._eval_sampler("val")
         self._eval_sampler("test")
         log.info(
-            "%s: %d %s tokens, vocab %d, train/val/test %s",
+            "%s: %d %s tokens, vocab %d%s, train/val/test %s",
             path.name,
             len(ids),
             self.tokens,
             len(vocab),
+            self._unknown_share(ids),
             "/".join(str(len(t)) for t in self.split_tokens.values()),
         )
+
+    def _unknown_share(self, ids: np.ndarray) -> str:
+        """How much of a shortened word vocabulary's text reads as <unk> (for the log line)."""
+        if self.min_freq == 1 and self.max_vocab is None:
+            return ""
+        return f" ({(ids == 0).mean():.1%} of the words read as <unk>)"
 
     # -- batches --------------------------------------------------------------------------------
     def _train_sampler(self) -> SequentialPartition | RandomWindows:

@@ -36,8 +36,13 @@ def encode_file(
     tokens: str = "char",
     max_tokens: int | None = None,
     member: str | None = None,
+    min_freq: int = 1,
+    max_vocab: int | None = None,
 ) -> tuple[np.ndarray, Vocab]:
-    """The file's (or its zip `member`'s) token ids (`smallest_dtype`) and its vocabulary."""
+    """The file's (or its zip `member`'s) token ids (`smallest_dtype`) and its vocabulary.
+
+    Words may leave rare ones out of the vocabulary (`min_freq`, `max_vocab`): they read as `<unk>`.
+    """
     if preprocess not in PREPROCESSING:
         choices = ", ".join(PREPROCESSING)
         raise UserError(f"data.preprocess={preprocess!r} is unknown; choose one of {choices}")
@@ -50,7 +55,7 @@ def encode_file(
         return np.frombuffer(raw, dtype=np.uint8)[:max_tokens], ByteVocab()
     raw = check_text_file(path, member=member)
     if tokens == "word":
-        ids, vocab = _words(raw, preprocess, max_tokens)
+        ids, vocab = _words(raw, preprocess, max_tokens, min_freq, max_vocab)
     elif preprocess == "d2l" or raw.isascii():
         ids, vocab = _byte_chars(_d2l_chars(raw) if preprocess == "d2l" else raw, max_tokens)
     else:
@@ -159,14 +164,16 @@ def frequency_order(symbols: np.ndarray) -> np.ndarray:
     return present[np.lexsort((first[present], -counts[present]))]
 
 
-def _words(raw: bytes, preprocess: str, max_tokens: int | None) -> tuple[np.ndarray, Vocab]:
+def _words(
+    raw: bytes, preprocess: str, max_tokens: int | None, min_freq: int, max_vocab: int | None
+) -> tuple[np.ndarray, Vocab]:
     if preprocess == "d2l":
         # Words of ASCII letters, lower-cased (bytes.lower() touches ASCII only, as the rule does).
         words = re.findall("[a-z]+", raw.lower().decode("utf-8"))
     else:
         words = raw.decode("utf-8").split()  # whitespace includes every line break
     words = words[:max_tokens]
-    vocab = Vocab.build(words, joiner=" ")
+    vocab = Vocab.build(words, joiner=" ", min_freq=min_freq, max_size=max_vocab)
     index = vocab.index
     ids = np.fromiter((index.get(word, 0) for word in words), dtype=np.int64, count=len(words))
     return ids.astype(smallest_dtype(len(vocab))), vocab

@@ -19,11 +19,18 @@ class Vocab:
         self.index = {token: i for i, token in enumerate(self.tokens)}
 
     @classmethod
-    def build(cls, corpus: Iterable[str], joiner: str = "") -> Vocab:
-        """Most frequent first; ties keep the order of first appearance (the book's sort is stable)."""
+    def build(
+        cls, corpus: Iterable[str], joiner: str = "", min_freq: int = 1, max_size: int | None = None
+    ) -> Vocab:
+        """Most frequent first; ties keep the order of first appearance (the book's sort is stable).
+
+        Tokens seen fewer than `min_freq` times, and those beyond the `max_size` most frequent
+        (`<unk>` included), are left out: they will read as `<unk>`.
+        """
         counts = Counter(corpus)
         ordered = sorted(counts, key=counts.__getitem__, reverse=True)
-        return cls([UNKNOWN, *(token for token in ordered if token != UNKNOWN)], joiner)
+        kept = [token for token in ordered if token != UNKNOWN and counts[token] >= min_freq]
+        return cls([UNKNOWN, *kept[: None if max_size is None else max_size - 1]], joiner)
 
     def __len__(self) -> int:
         return len(self.tokens)

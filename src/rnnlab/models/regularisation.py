@@ -1,0 +1,111 @@
+"""The regularisers of AWD-LSTM (Merity et al. 2017) for torch's recurrent modules.
+
+Each is active in training mode only; `eval()` turns every one of them off.
+
+- `LockedDropout`: one dropout mask per sequence, the same at every time step (variational dropout).
+- `drop_embedding_rows`: whole vocabulary entries dropped from an embedding matrix.
+- `drop_recurrent_weights`: DropConnect on the hidden-to-hidden matrices, one mask per forward pass,
+  given to the module through `torch.func.functional_call` so that its fused (cuDNN) kernel still runs.
+- `LayerStack`: a multi-layer RNN run one layer at a time, with locked dropout between the layers.
+- `activation_penalty`: activation and temporal activation regularisation (AR, TAR).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class LockedDropout(nn.Module):
+    """Dropout on [B, T, F] with one mask per sequence and feature, shared by all T steps."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return x
+        keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+def drop_embedding_rows(weight: torch.Tensor, p: float) -> torch.Tensor:
+    """The embedding matrix with whole token rows zeroed (probability p) and the rest scaled up:
+    a dropped token reads as zeros wherever it occurs in the batch."""
+    keep = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p)
+    return weight * keep / (1 - p)
+
+
+def drop_recurrent_weights(rnn: nn.Module, p: float) -> dict[str, torch.Tensor]:
+    """Every hidden-to-hidden matrix of `rnn` (by parameter name) with DropConnect applied."""
+    return {
+        name: F.dropout(weight, p, training=True)
+        for name, weight in rnn.named_parameters()
+        if name.rsplit(".", 1)[-1].startswith("weight_hh")
+    }
+
+
+class LayerStack(nn.Module):
+    """`num_layers` single-layer RNNs called in turn, with locked dropout between them.
+
+    Called like a multi-layer `nn.RNN`/`nn.GRU`/`nn.LSTM` (batch first) and with the same state
+    layout ([layers × directions, B, H], a pair for the LSTM), so checkpoints and samplers see no
+    difference except the parameter names (`layers.0.weight_hh_l0`, ...).
+    """
+
+    def __init__(
+        self,
+        cell: type[nn.RNNBase],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        bidirectional: bool,
+    ) -> None:
+        super().__init__()
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            cell(
+                input_size if i == 0 else hidden_size * directions,
+                hidden_size,
+                1,
+                batch_first=True,
+                bidirectional=bidirectional,
+            )
+            for i in range(num_layers)
+        )
+        self.between = LockedDropout(dropout)
+        self.directions, self.bidirectional, self.hidden_size = directions, bidirectional, hidden_size
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        d = self.directions
+        paired = isinstance(self.layers[0], nn.LSTM)
+        finals = []
+        for i, layer in enumerate(self.layers):
+            if i:
+                x = self.between(x)
+            if state is None:
+                layer_state = None
+            elif paired:
+                layer_state = (state[0][i * d : (i + 1) * d], state[1][i * d : (i + 1) * d])
+            else:
+                layer_state = state[i * d : (i + 1) * d]
+            x, final = layer(x, layer_state)
+            finals.append(final)
+        if paired:
+            return x, (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
+        return x, torch.cat(finals)
+
+
+def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, ar: float, tar: float) -> torch.Tensor:
+    """AR: `ar` × mean square of the last layer's (dropped-out) outputs, which keeps activations
+    small; TAR: `tar` × mean square of their change from one step to the next (before dropout),
+    which keeps the hidden state slow-moving."""
+    penalty = ar * dropped.pow(2).mean()
+    if raw.shape[1] > 1:
+        penalty = penalty + tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+    return penalty
