@@ -206,3 +206,43 @@ def test_the_data_picks_its_task_and_the_task_can_still_be_tuned(data, task):
 def test_a_setting_the_trainer_or_a_callback_does_not_take_is_one_line(override, message, tmp_path):
     with pytest.raises(UserError, match=message):
         build(compose_train(override, output_dir=str(tmp_path)))
+
+
+ABLATIONS = sorted(p.stem for p in (CONF_DIR / "ablation").glob("*.yaml"))
+REGULARISERS = (
+    "tie_weights",
+    "embedding_dropout",
+    "input_dropout",
+    "dropout",
+    "locked_dropout",
+    "weight_dropout",
+    "activation_reg",
+    "temporal_activation_reg",
+)
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_each_ablation_takes_one_regulariser_the_preset_uses_away(ablation):
+    preset = compose_train("experiment=timemachine_best").model
+    ablated = compose_train("experiment=timemachine_best", f"+ablation={ablation}").model
+    changed = {key for key in preset if preset[key] != ablated[key]}
+    if ablation == "preset":
+        assert not changed
+    elif ablation == "no_regularisers":
+        assert changed and all(not ablated[key] for key in REGULARISERS)
+        assert (ablated.hidden_size, ablated.num_layers) == (preset.hidden_size, preset.num_layers)
+    else:
+        assert changed == {ablation.removeprefix("no_")} and not ablated[ablation.removeprefix("no_")]
+
+
+def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_unseen():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=timemachine_best"], return_hydra_config=True)
+    assert cfg.test is False
+    for key in cfg.hydra.sweeper.params:
+        group, name = key.split(".")
+        assert name in cfg[group], key
+    preset = compose_train("experiment=timemachine_best")
+    for key in ("num_layers", "hidden_size", "embedding_dim", "tie_weights", "locked_dropout"):
+        assert preset.model[key] == cfg.model[key]  # the preset is a point of the space searched
+    assert preset.trainer.max_epochs == cfg.trainer.max_epochs

@@ -82,7 +82,7 @@ class ThroughLightningBackward(LanguageModelTask):
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        self.plain_backward = False
+        self.plain_step = False
 
 
 def optimiser_step_losses(task, data, windows: int, batches: int) -> tuple[list[float], list[torch.Tensor]]:
@@ -105,7 +105,7 @@ def optimiser_step_losses(task, data, windows: int, batches: int) -> tuple[list[
 
 @pytest.mark.parametrize("sampling", ["sequential", "random"])
 @pytest.mark.parametrize("tbptt_steps", [None, 6])
-def test_several_windows_per_batch_and_the_plain_backward_leave_the_loss_trajectory_unchanged(
+def test_several_windows_per_batch_and_the_plain_step_leave_the_loss_trajectory_unchanged(
     repetitive_corpus, sampling, tbptt_steps
 ):
     """The default (4 windows per loader batch, plain PyTorch backward and clipping) optimises exactly
@@ -225,3 +225,23 @@ def test_a_word_model_with_tied_weights_beats_word_frequencies_on_the_time_machi
     ppl = trainer.callback_metrics["val/ppl"].item()
     assert ppl == pytest.approx(trainer.callback_metrics["val/loss"].exp().item(), rel=1e-5)
     assert ppl < 0.9 * unigram_ppl, (ppl, unigram_ppl)
+
+
+def test_a_callback_on_the_optimiser_step_gets_lightnings_path_and_sees_every_step(repetitive_corpus):
+    class CountsSteps(L.Callback):
+        calls = 0
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            CountsSteps.calls += 1
+
+    runs = {}
+    for callbacks in ([], [CountsSteps()]):
+        data = make_data(repetitive_corpus, batch_size=4, num_steps=12, windows_per_batch=3)
+        task = make_task(RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8), data, torch.optim.SGD)
+        trainer = L.Trainer(
+            max_epochs=1, limit_train_batches=2, limit_val_batches=0, callbacks=callbacks, **QUIET
+        )
+        trainer.fit(task, datamodule=data)
+        runs[bool(callbacks)] = (task.plain_step, trainer.global_step)
+    assert runs == {False: (True, 6), True: (False, 6)}  # both count 2 batches x 3 windows
+    assert CountsSteps.calls == 6

@@ -31,6 +31,7 @@ class LanguageModelTask(SequenceTask):
     takes: ClassVar[type[TextInputs]] = TextInputs
     metric: ClassVar[str] = "ppl"
     throughput_unit: ClassVar[str] = "tokens"
+    metrics_read_outputs: ClassVar[bool] = False  # perplexity reads the loss only
 
     def __init__(
         self,
@@ -57,7 +58,9 @@ class LanguageModelTask(SequenceTask):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
-    def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor):
+    def update_metrics(
+        self, stage: str, logits: torch.Tensor | None, targets: torch.Tensor, loss: torch.Tensor
+    ) -> None:
         # Every token of the batch counts once: the batch's mean loss, repeated per token (a broadcast
         # view). A weight given as a Python number would be copied to the device on every step.
         self.stage_metrics(stage)["loss"].update(loss.expand(targets.numel()))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from rnnlab.contract import StreamInputs
 from rnnlab.errors import UserError
@@ -17,6 +20,11 @@ def detach(state: Any) -> Any:
     if state is None or isinstance(state, torch.Tensor):
         return None if state is None else state.detach()
     return tuple(part.detach() for part in state)
+
+
+# The hooks that Lightning's backward and optimizer wrappers call and the plain path does not (the
+# task's own `on_before_backward`, the non-finite guard, it calls itself).
+HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
 class SequenceTask(Task):
@@ -35,6 +43,10 @@ class SequenceTask(Task):
     """
 
     takes: ClassVar[type[StreamInputs]] = StreamInputs
+    # False: the training metrics need only the loss, so `update_metrics` gets a whole loader batch
+    # at once (its mean loss, outputs None) rather than every piece: a metric update costs about as
+    # much as a small network's optimiser step does in Python.
+    metrics_read_outputs: ClassVar[bool] = True
 
     def __init__(self, *args: Any, tbptt_steps: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,7 +64,7 @@ class SequenceTask(Task):
         self.tbptt_steps, self.carry_state = tbptt_steps, self.inputs.carry_state
         self.train_state: Any = None
         self.eval_state: Any = None
-        self.plain_backward = False  # decided when training starts (`on_train_start`)
+        self.plain_step = False  # decided when training starts (`on_train_start`)
 
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return batch[1].numel()  # every step of every row is a prediction
@@ -69,27 +81,38 @@ class SequenceTask(Task):
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        # One process without loss scaling: Lightning's backward and clipping wrappers would add only
-        # hook calls to plain PyTorch, which a small network's step pays for on every piece. Under DDP
-        # (which prepares every manual backward) or fp16 (loss scaling), Lightning's path is taken.
-        plugin = self.trainer.precision_plugin
-        self.plain_backward = self.trainer.world_size == 1 and (
-            type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None)
+        # One process without loss scaling, and no callback listening to the backward or the step:
+        # Lightning's backward, clipping and optimizer wrappers would then add only hook calls to
+        # plain PyTorch, which a small network's step pays for on every piece. Under DDP (which
+        # prepares every manual backward), fp16 (loss scaling) or such a callback, Lightning's path.
+        trainer, plugin = self.trainer, self.trainer.precision_plugin
+        self.plain_step = (
+            trainer.world_size == 1
+            and (type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None))
+            and not any(is_overridden(h, c, Callback) for h in HOOKS for c in trainer.callbacks)
+            and not any(is_overridden(hook, self, L.LightningModule) for hook in HOOKS[1:])
         )
+        # What Lightning's optimizer wrapper does besides the step: count it (global_step, max_steps)
+        self._step_count = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
 
     def optimise(self, loss: torch.Tensor) -> None:
         """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        if self.plain_backward:
+        if self.plain_step:
+            optimizer = self.optimizers().optimizer
+            optimizer.zero_grad(set_to_none=True)
             self.on_before_backward(loss)  # the non-finite guard
             loss.backward()
             if self.clip_val is not None:
                 torch.nn.utils.clip_grad_norm_(self.parameters(), self.clip_val)
-        else:
-            self.manual_backward(loss)
-            self.configure_gradient_clipping(optimizer)
-        optimizer.step()  # Lightning's wrapper: it counts the step (global_step, max_steps)
+            optimizer.step()
+            self._step_count.increment_ready()
+            self._step_count.increment_completed()
+            return
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.configure_gradient_clipping(optimizer)
+        optimizer.step()  # Lightning's wrapper: its hooks, and it counts the step
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A loader batch holds one or more windows of `num_steps` side by side (`data.windows_per_batch`);
@@ -98,6 +121,7 @@ class SequenceTask(Task):
         state = self.train_state
         piece = self.tbptt_steps or self.inputs.num_steps
         max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        loss_sum, scored = None, 0  # for metrics that read the losses only: one update per batch
         for window, window_targets in zip(
             inputs.split(self.inputs.num_steps, dim=1),
             targets.split(self.inputs.num_steps, dim=1),
@@ -111,9 +135,16 @@ class SequenceTask(Task):
                 self.optimise(self.training_objective(loss))
                 state = detach(state)
                 loss = loss.detach()
-                self.update_metrics("train", outputs.detach(), y, loss)
+                if self.metrics_read_outputs:
+                    self.update_metrics("train", outputs.detach(), y, loss)
+                else:
+                    loss_sum = loss * y.shape[1] if loss_sum is None else loss_sum + loss * y.shape[1]
+                scored += y.shape[1]
             if max_steps != -1 and self.global_step >= max_steps:
                 break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
+        if loss_sum is not None:
+            # the batch's token-weighted mean loss, for the targets scored (all, unless max_steps hit)
+            self.update_metrics("train", None, targets[:, :scored], loss_sum / scored)
         self.train_state = state
         if self.logs_this_step():
             self.log_dict(self.step_metrics(loss), prog_bar=True)
