@@ -232,7 +232,10 @@ def test_each_ablation_takes_one_regulariser_the_preset_uses_away(ablation):
         assert changed and all(not ablated[key] for key in REGULARISERS)
         assert (ablated.hidden_size, ablated.num_layers) == (preset.hidden_size, preset.num_layers)
     else:
-        assert changed == {ablation.removeprefix("no_")} and not ablated[ablation.removeprefix("no_")]
+        removed = {"no_ar_tar": {"activation_reg", "temporal_activation_reg"}}.get(
+            ablation, {ablation.removeprefix("no_")}
+        )
+        assert changed == removed and not any(ablated[key] for key in removed)
 
 
 def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_unseen():
@@ -245,4 +248,4 @@ def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_un
     preset = compose_train("experiment=timemachine_best")
     for key in ("num_layers", "hidden_size", "embedding_dim", "tie_weights", "locked_dropout"):
         assert preset.model[key] == cfg.model[key]  # the preset is a point of the space searched
-    assert preset.trainer.max_epochs == cfg.trainer.max_epochs
+    assert preset.trainer.max_epochs >= cfg.trainer.max_epochs  # the search ran shorter trials
