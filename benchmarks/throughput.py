@@ -229,8 +229,17 @@ def main() -> None:
                 for batch in map(int, args.batch_sizes.split(",")):
                     cfg = run_config(model, args, f"data.batch_size={batch}")
                     datamodule, task, _ = build(cfg)
-                    rate = rnnlab_tokens_per_s(cfg, datamodule, task, args.steps, args.warmup)
-                    lines.append(f"| {model} | {batch} | {rate:,.0f} |")
+                    k = cfg.data.get("windows_per_batch", 1)
+                    datamodule.setup("fit")
+                    available = len(datamodule.train_dataloader())
+                    batches = min(max(1, args.steps // k), available)
+                    warmup_batches = min(max(1, args.warmup // k), batches - 1)
+                    if warmup_batches < 1:
+                        cell = f"n/a: the corpus holds {available} loader batch(es) of this size"
+                    else:
+                        rate = rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches)
+                        cell = f"{rate:,.0f}" + (f" ({batches} batches)" if batches < args.steps // k else "")
+                    lines.append(f"| {model} | {batch} | {cell} |")
                     print(lines[-1], flush=True)
     write_table(lines, args.out)
 

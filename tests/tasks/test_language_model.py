@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.nn import functional as F
 
 from rnnlab.callbacks.throughput import Throughput
@@ -16,6 +17,7 @@ from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 from rnnlab.tasks.sequence import detach
+from tests.project import ROOT
 
 QUIET = dict(
     accelerator="cpu",
@@ -108,10 +110,13 @@ def optimiser_step_losses(task, data, windows: int, batches: int) -> tuple[list[
 def test_several_windows_per_batch_and_the_plain_step_leave_the_loss_trajectory_unchanged(
     repetitive_corpus, sampling, tbptt_steps
 ):
-    """The default (4 windows per loader batch, plain PyTorch backward and clipping) optimises exactly
-    what one window per batch through Lightning's manual_backward did: the same losses, step by step."""
+    """The default (`data.windows_per_batch` windows per loader batch, plain PyTorch backward and
+    clipping) optimises exactly what one window per batch through Lightning's manual_backward did: the
+    same losses, step by step."""
+    default = OmegaConf.load(ROOT / "conf" / "data" / "timemachine.yaml").windows_per_batch
+    assert default > 1
     runs = []
-    for windows_per_batch, task_class in ((1, ThroughLightningBackward), (4, LanguageModelTask)):
+    for windows_per_batch, task_class in ((1, ThroughLightningBackward), (default, LanguageModelTask)):
         torch.manual_seed(0)
         data = make_data(
             repetitive_corpus,
@@ -126,7 +131,8 @@ def test_several_windows_per_batch_and_the_plain_step_leave_the_loss_trajectory_
         task = task_class(
             network, data.task_inputs(), sgd, tbptt_steps=tbptt_steps, gradient_clip_val=0.1, sample_length=0
         )
-        runs.append(optimiser_step_losses(task, data, windows=12, batches=12 // windows_per_batch))
+        windows = 2 * default
+        runs.append(optimiser_step_losses(task, data, windows, batches=windows // windows_per_batch))
     (before, weights_before), (now, weights_now) = runs
     assert now == before  # every step's loss, bit for bit
     assert all(torch.equal(a, b) for a, b in zip(weights_before, weights_now, strict=True))

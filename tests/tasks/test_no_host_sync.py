@@ -7,11 +7,13 @@ import torch
 from rnnlab.run.build import build
 from tests.test_configs import compose_train
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+SETTINGS = [[], ["data.sampling=random", "task.tbptt_steps=7"]]
 
 
 class SyncsAreErrors(L.Callback):
-    """CUDA's sync-debug mode "error" around every training step that Lightning does not log.
+    """CUDA's sync-debug mode "error" around every training step that Lightning does not log
+    (on a CPU it only counts those steps).
 
     The first steps are left out (the throughput clock synchronises once where it starts)."""
 
@@ -24,21 +26,22 @@ class SyncsAreErrors(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._quiet(trainer):
-            torch.cuda.set_sync_debug_mode("error")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if torch.cuda.get_sync_debug_mode():
-            torch.cuda.set_sync_debug_mode("default")
+            if pl_module.device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("error")
             self.checked += 1
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if torch.cuda.is_available() and torch.cuda.get_sync_debug_mode():
+            torch.cuda.set_sync_debug_mode("default")
 
-@pytest.mark.parametrize("overrides", [[], ["data.sampling=random", "task.tbptt_steps=7"]])
-def test_training_steps_between_logging_steps_do_not_synchronise(tmp_path, repetitive_corpus, overrides):
+
+def train_checked(tmp_path, corpus, trainer: str, overrides: list[str]) -> tuple[SyncsAreErrors, object]:
     cfg = compose_train(
         "data=text",
-        f"data.path={repetitive_corpus}",
+        f"data.path={corpus}",
+        "data.batch_size=2",  # the small corpus then holds more than 20 loader batches of the default size
         "model.hidden_size=32",
-        "trainer=gpu",
+        f"trainer={trainer}",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=20",
         "trainer.limit_val_batches=1",
@@ -46,12 +49,28 @@ def test_training_steps_between_logging_steps_do_not_synchronise(tmp_path, repet
         *overrides,
         output_dir=str(tmp_path),
     )
-    datamodule, task, trainer = build(cfg)
+    datamodule, task, trainer_ = build(cfg)
     checker = SyncsAreErrors()
-    trainer.callbacks.append(checker)
+    trainer_.callbacks.append(checker)
     try:
-        trainer.fit(task, datamodule=datamodule)
+        trainer_.fit(task, datamodule=datamodule)
     finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert checker.checked >= 10
+        if torch.cuda.is_available():
+            torch.cuda.set_sync_debug_mode("default")
+    return checker, datamodule
+
+
+@needs_cuda
+@pytest.mark.parametrize("overrides", SETTINGS)
+def test_training_steps_between_logging_steps_do_not_synchronise(tmp_path, repetitive_corpus, overrides):
+    checker, datamodule = train_checked(tmp_path, repetitive_corpus, "gpu", overrides)
+    assert checker.checked == 16  # batches 3-20, less the logging steps 10 and 20
     assert datamodule.train_dataloader().dataset.tokens.device.type == "cuda"  # gathered on the device
+
+
+@pytest.mark.parametrize("overrides", SETTINGS)
+def test_the_check_covers_sixteen_steps(tmp_path, repetitive_corpus, overrides):
+    """The same run on the CPU: the GPU test above checks as many steps as it says (where no GPU
+    runs it, this keeps it from quietly checking none)."""
+    checker, _ = train_checked(tmp_path, repetitive_corpus, "cpu", overrides)
+    assert checker.checked == 16

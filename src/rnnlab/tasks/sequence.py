@@ -15,6 +15,14 @@ from rnnlab.errors import UserError
 from rnnlab.tasks.base import Task
 
 
+def mean_loss(losses: list[torch.Tensor], lengths: list[int]) -> torch.Tensor:
+    """The token-weighted mean of pieces' mean losses, `lengths[i]` time steps each: on an
+    accelerator two kernel launches when the pieces are equally long (the usual case), not two per piece."""
+    if len(set(lengths)) == 1:
+        return torch.stack(losses).mean()
+    return sum(loss * n for loss, n in zip(losses, lengths, strict=True)) / sum(lengths)
+
+
 def detach(state: Any) -> Any:
     """Cut the graph behind a hidden state (a tensor, an LSTM's (h, c) pair, or None)."""
     if state is None or isinstance(state, torch.Tensor):
@@ -94,6 +102,9 @@ class SequenceTask(Task):
         )
         # What Lightning's optimizer wrapper does besides the step: count it (global_step, max_steps)
         self._step_count = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        # What is clipped: the optimiser's parameters, listed once (walking the module tree for them
+        # on every step costs a small network a measurable share of its step)
+        self._clipped = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
 
     def optimise(self, loss: torch.Tensor) -> None:
         """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
@@ -103,7 +114,7 @@ class SequenceTask(Task):
             self.on_before_backward(loss)  # the non-finite guard
             loss.backward()
             if self.clip_val is not None:
-                torch.nn.utils.clip_grad_norm_(self.parameters(), self.clip_val)
+                torch.nn.utils.clip_grad_norm_(self._clipped, self.clip_val)
             optimizer.step()
             self._step_count.increment_ready()
             self._step_count.increment_completed()
@@ -121,7 +132,7 @@ class SequenceTask(Task):
         state = self.train_state
         piece = self.tbptt_steps or self.inputs.num_steps
         max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        loss_sum, scored = None, 0  # for metrics that read the losses only: one update per batch
+        losses, lengths = [], []  # for metrics that read the losses only: one update per batch
         for window, window_targets in zip(
             inputs.split(self.inputs.num_steps, dim=1),
             targets.split(self.inputs.num_steps, dim=1),
@@ -138,13 +149,13 @@ class SequenceTask(Task):
                 if self.metrics_read_outputs:
                     self.update_metrics("train", outputs.detach(), y, loss)
                 else:
-                    loss_sum = loss * y.shape[1] if loss_sum is None else loss_sum + loss * y.shape[1]
-                scored += y.shape[1]
+                    losses.append(loss)
+                    lengths.append(y.shape[1])
             if max_steps != -1 and self.global_step >= max_steps:
                 break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
-        if loss_sum is not None:
+        if losses:
             # the batch's token-weighted mean loss, for the targets scored (all, unless max_steps hit)
-            self.update_metrics("train", None, targets[:, :scored], loss_sum / scored)
+            self.update_metrics("train", None, targets[:, : sum(lengths)], mean_loss(losses, lengths))
         self.train_state = state
         if self.logs_this_step():
             self.log_dict(self.step_metrics(loss), prog_bar=True)
