@@ -168,7 +168,8 @@ def scratch_against_module(args: argparse.Namespace) -> tuple[int, float, float]
     hidden = hidden_size("rnn_scratch", args.hidden_size)
     built = {}
     for model in ("rnn_scratch", "rnn"):
-        cfg = run_config(model, args, f"model.hidden_size={hidden}")
+        # one window per loader batch: the plain loop takes one optimiser step per batch
+        cfg = run_config(model, args, f"model.hidden_size={hidden}", "data.windows_per_batch=1")
         datamodule, task, _ = build(cfg)
         built[model] = (datamodule, task.network, instantiate(cfg.optimizer))
     rates: dict[str, list[float]] = {model: [] for model in built}
@@ -179,6 +180,26 @@ def scratch_against_module(args: argparse.Namespace) -> tuple[int, float, float]
                 plain_tokens_per_s(network, batches, optimizer, 1.0, args.device, args.warmup)
             )
     return hidden, statistics.median(rates["rnn_scratch"]), statistics.median(rates["rnn"])
+
+
+def batch_size_cell(model: str, batch: int, args: argparse.Namespace) -> str:
+    """rnnlab's tokens/s at this batch size, over `--steps` windows or as many as the corpus holds."""
+    from rnnlab.errors import UserError
+    from rnnlab.run.build import build
+
+    cfg = run_config(model, args, f"data.batch_size={batch}")
+    try:  # a batch too large for the corpus is refused with a UserError
+        datamodule, task, _ = build(cfg)
+        available = len(datamodule.train_dataloader())
+    except UserError as error:
+        return f"n/a: {error}"
+    if available < 1:
+        return "n/a: the corpus holds no training batch of this size"
+    k = cfg.data.get("windows_per_batch", 1)
+    batches = min(max(1, args.steps // k), available)
+    warmup_batches = min(max(1, args.warmup // k), batches - 1)
+    rate = rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches)
+    return f"{rate:,.0f}" + (f" ({batches} loader batches)" if batches < args.steps // k else "")
 
 
 def main() -> None:
@@ -221,24 +242,11 @@ def main() -> None:
         print("\n".join(lines[-2:]), flush=True)
 
         if args.batch_sizes:
-            from rnnlab.run.build import build
-
             lines += ["", "| model | batch | rnnlab tokens/s |", "|---|---|---|"]
             print("\n".join(lines[-3:]), flush=True)
             for model in models:
                 for batch in map(int, args.batch_sizes.split(",")):
-                    cfg = run_config(model, args, f"data.batch_size={batch}")
-                    datamodule, task, _ = build(cfg)
-                    k = cfg.data.get("windows_per_batch", 1)
-                    datamodule.setup("fit")
-                    available = len(datamodule.train_dataloader())
-                    batches = min(max(1, args.steps // k), available)
-                    warmup_batches = min(max(1, args.warmup // k), batches - 1)
-                    if warmup_batches < 1:
-                        cell = f"n/a: the corpus holds {available} loader batch(es) of this size"
-                    else:
-                        rate = rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches)
-                        cell = f"{rate:,.0f}" + (f" ({batches} batches)" if batches < args.steps // k else "")
+                    cell = batch_size_cell(model, batch, args)
                     lines.append(f"| {model} | {batch} | {cell} |")
                     print(lines[-1], flush=True)
     write_table(lines, args.out)
