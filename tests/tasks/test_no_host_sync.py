@@ -12,26 +12,30 @@ SETTINGS = [[], ["data.sampling=random", "task.tbptt_steps=7"]]
 
 
 class SyncsAreErrors(L.Callback):
-    """CUDA's sync-debug mode "error" around every training step that Lightning does not log
-    (on a CPU it only counts those steps).
+    """CUDA's sync-debug mode "error" over every training step that Lightning does not log, and over
+    the fetching (the gather) of the next batch when that one is not logged either (on a CPU it only
+    counts those steps).
 
     The first steps are left out (the throughput clock synchronises once where it starts)."""
 
     def __init__(self) -> None:
         self.checked = 0
 
-    def _quiet(self, trainer: L.Trainer) -> bool:
-        batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this one, counted from 1
+    @staticmethod
+    def _quiet(trainer: L.Trainer, batch: int) -> bool:
+        """Batch `batch` (counted from 1) is neither a logging step nor one of the first two."""
         return batch > 2 and batch % trainer.log_every_n_steps != 0  # as `Task.logs_this_step` counts
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._quiet(trainer):
+        if self._quiet(trainer, trainer.fit_loop.epoch_loop.batch_progress.total.ready):
             if pl_module.device.type == "cuda":
                 torch.cuda.set_sync_debug_mode("error")
             self.checked += 1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if torch.cuda.is_available() and torch.cuda.get_sync_debug_mode():
+        following = trainer.fit_loop.epoch_loop.batch_progress.total.ready + 1
+        last = batch_idx + 1 == trainer.num_training_batches  # the epoch's end synchronises (the clock)
+        if torch.cuda.is_available() and (last or not self._quiet(trainer, following)):
             torch.cuda.set_sync_debug_mode("default")
 
 
