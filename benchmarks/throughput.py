@@ -3,12 +3,13 @@
     python benchmarks/throughput.py [--models rnn_scratch,rnn,gru,lstm] [--hidden-size N] [--batch-size 32]
                                     [--num-steps 35] [--optimizer sgd] [--device cpu|cuda] [--steps 200]
                                     [--warmup 20] [--repeats 3] [--batch-sizes 32,64,...]
+                                    [--windows-per-batch K]
                                     [--data-path FILE] [--out outputs/benchmarks/throughput.md]
 
 Training tokens/s, per model, of
 (a) rnnlab at its defaults: `Trainer.fit` on the real task and datamodule, with the configured
     callbacks, loggers and checkpointing (progress bar off); `data.windows_per_batch` windows per
-    Lightning batch, each its own optimiser step;
+    Lightning batch (or `--windows-per-batch`), each its own optimiser step;
 (b) a plain loop over the same network object, windows, optimiser and clipping: one step per window;
 (c) a bare LightningModule doing exactly (b)'s step, one window per batch: Lightning's own floor;
 (d) rnnlab with one window per Lightning batch (`data.windows_per_batch=1`).
@@ -100,6 +101,11 @@ def bare_lightning_tokens_per_s(network, loader, optimizer_factory, clip: float,
     return clock.last_rate
 
 
+def windows_override(args: argparse.Namespace) -> list[str]:
+    """`--windows-per-batch K` for rnnlab's own run (a); the default is the config's."""
+    return [f"data.windows_per_batch={args.windows_per_batch}"] if args.windows_per_batch else []
+
+
 def measure(model: str, args: argparse.Namespace) -> dict:
     """Median tokens/s of (a), (d) and (b), and the median ratios of (a), (d) and (c) to (b)."""
     import lightning as L
@@ -107,7 +113,7 @@ def measure(model: str, args: argparse.Namespace) -> dict:
 
     from rnnlab.run.build import build
 
-    cfg = run_config(model, args)
+    cfg = run_config(model, args, *windows_override(args))
     L.seed_everything(0, verbose=False)
     datamodule, task, _ = build(cfg)
     k = cfg.data.get("windows_per_batch", 1)
@@ -187,7 +193,7 @@ def batch_size_cell(model: str, batch: int, args: argparse.Namespace) -> str:
     from rnnlab.errors import UserError
     from rnnlab.run.build import build
 
-    cfg = run_config(model, args, f"data.batch_size={batch}")
+    cfg = run_config(model, args, f"data.batch_size={batch}", *windows_override(args))
     try:  # a batch too large for the corpus is refused with a UserError
         datamodule, task, _ = build(cfg)
         available = len(datamodule.train_dataloader())
@@ -210,13 +216,20 @@ def main() -> None:
     parser.add_argument(
         "--batch-sizes", default="", help="e.g. 32,64,128,256,512,1024: tokens/s per batch size"
     )
+    parser.add_argument(
+        "--windows-per-batch",
+        type=int,
+        default=None,
+        help="data.windows_per_batch of (a); default: the config's",
+    )
     parser.add_argument("--out", default="outputs/benchmarks/throughput.md")
     args = parser.parse_args()
     models = args.models.split(",")
 
     lines = [
         f"device {args.device}, batch {args.batch_size} x {args.num_steps} steps, {args.optimizer}, "
-        f"{args.steps} steps after {args.warmup} warm-up, median of {args.repeats}",
+        f"{args.steps} steps after {args.warmup} warm-up, median of {args.repeats}, "
+        f"windows per loader batch: {args.windows_per_batch or 'the config default'}",
         "",
         "| model | hidden | plain loop tokens/s | rnnlab tokens/s | rnnlab / plain "
         "| rnnlab, 1 window per batch | / plain | bare Lightning / plain |",

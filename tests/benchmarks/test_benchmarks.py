@@ -55,6 +55,7 @@ def row(table: str, first_cell: str) -> list[float]:
 def test_throughput(corpus, tmp_path):
     out = tmp_path / "throughput.md"
     options = "--models rnn --steps 8 --warmup 2 --repeats 1 --device cpu --batch-sizes 8,16,4096"
+    options += " --windows-per-batch 2"
     table = run("throughput.py", corpus, out, *options.split())
     rnn = row(table, "rnn")  # hidden, plain, rnnlab, ratio, one window per batch, ratio, bare ratio
     assert rnn[0] == 256  # conf/model/rnn.yaml's size
@@ -66,6 +67,7 @@ def test_throughput(corpus, tmp_path):
         if line.startswith(("| rnn | 8 |", "| rnn | 16 |"))
     )
     assert "| rnn | 4096 | n/a: " in table  # more rows than the corpus has: said, not a crash
+    assert "windows per loader batch: 2" in table
     assert re.search(r"both hidden 512, plain loop: [\d,]+ vs [\d,]+ tokens/s", table)
 
 
