@@ -101,6 +101,15 @@ def bare_lightning_tokens_per_s(network, loader, optimizer_factory, clip: float,
     return clock.last_rate
 
 
+def loader_batches(args: argparse.Namespace, k: int, available: int | None = None) -> tuple[int, int]:
+    """`--steps` and `--warmup` (optimiser steps, one per window) as loader batches of k windows:
+    the batches timed in all (at most `available`) and those left out first (at least one timed)."""
+    batches = max(1, args.steps // k)
+    if available is not None:
+        batches = min(batches, available)
+    return batches, min(max(1, args.warmup // k), batches - 1)
+
+
 def windows_override(args: argparse.Namespace) -> list[str]:
     """`--windows-per-batch K` for rnnlab's own run (a); the default is the config's."""
     return [f"data.windows_per_batch={args.windows_per_batch}"] if args.windows_per_batch else []
@@ -123,8 +132,7 @@ def measure(model: str, args: argparse.Namespace) -> dict:
     optimizer_factory = instantiate(cfg.optimizer)
     clip = cfg.task.gradient_clip_val
 
-    batches = max(1, args.steps // k)  # loader batches of k windows: the same optimiser steps
-    warmup_batches = min(max(1, args.warmup // k), batches - 1)
+    batches, warmup_batches = loader_batches(args, k)
 
     def run_plain() -> float:
         batches = (batch for _, batch in zip(range(args.steps), loader, strict=False))
@@ -199,11 +207,8 @@ def batch_size_cell(model: str, batch: int, args: argparse.Namespace) -> str:
         available = len(datamodule.train_dataloader())
     except UserError as error:
         return f"n/a: {error}"
-    if available < 1:
-        return "n/a: the corpus holds no training batch of this size"
     k = cfg.data.get("windows_per_batch", 1)
-    batches = min(max(1, args.steps // k), available)
-    warmup_batches = min(max(1, args.warmup // k), batches - 1)
+    batches, warmup_batches = loader_batches(args, k, available)
     rate = rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches)
     return f"{rate:,.0f}" + (f" ({batches} loader batches)" if batches < args.steps // k else "")
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch.nn import functional as F
 
 from rnnlab.callbacks.throughput import Throughput
@@ -17,7 +16,7 @@ from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 from rnnlab.tasks.sequence import detach
-from tests.project import ROOT
+from tests.test_configs import compose_train
 
 QUIET = dict(
     accelerator="cpu",
@@ -113,7 +112,7 @@ def test_several_windows_per_batch_and_the_plain_step_leave_the_loss_trajectory_
     """The default (`data.windows_per_batch` windows per loader batch, plain PyTorch backward and
     clipping) optimises exactly what one window per batch through Lightning's manual_backward did: the
     same losses, step by step."""
-    default = OmegaConf.load(ROOT / "conf" / "data" / "timemachine.yaml").windows_per_batch
+    default = compose_train().data.windows_per_batch
     assert default > 1
     runs = []
     for windows_per_batch, task_class in ((1, ThroughLightningBackward), (default, LanguageModelTask)):

@@ -39,13 +39,13 @@ class SyncsAreErrors(L.Callback):
             torch.cuda.set_sync_debug_mode("default")
 
 
-def train_checked(tmp_path, corpus, trainer: str, overrides: list[str]) -> tuple[SyncsAreErrors, object]:
+def train_checked(tmp_path, corpus, device: str, overrides: list[str]) -> tuple[SyncsAreErrors, object]:
     cfg = compose_train(
         "data=text",
         f"data.path={corpus}",
         "data.batch_size=2",  # the small corpus then holds more than 20 loader batches of the default size
         "model.hidden_size=32",
-        f"trainer={trainer}",
+        f"trainer={device}",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=20",
         "trainer.limit_val_batches=1",
@@ -53,11 +53,11 @@ def train_checked(tmp_path, corpus, trainer: str, overrides: list[str]) -> tuple
         *overrides,
         output_dir=str(tmp_path),
     )
-    datamodule, task, trainer_ = build(cfg)
+    datamodule, task, trainer = build(cfg)
     checker = SyncsAreErrors()
-    trainer_.callbacks.append(checker)
+    trainer.callbacks.append(checker)
     try:
-        trainer_.fit(task, datamodule=datamodule)
+        trainer.fit(task, datamodule=datamodule)
     finally:
         if torch.cuda.is_available():
             torch.cuda.set_sync_debug_mode("default")
