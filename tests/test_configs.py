@@ -11,7 +11,7 @@ from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
 from rnnlab.run.build import build, create
 from rnnlab.run.checks import check_model_fits_data
-from tests.project import CONF_DIR
+from tests.project import CONF_DIR, plugin_installed
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
@@ -238,6 +238,10 @@ def test_each_ablation_takes_one_regulariser_the_preset_uses_away(ablation):
         assert changed == removed and not any(ablated[key] for key in removed)
 
 
+@pytest.mark.skipif(
+    not plugin_installed("hydra_optuna_sweeper"),
+    reason='the sweep extra is not installed: pip install -e ".[sweep]"',
+)
 def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_unseen():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["hparams_search=timemachine_best"], return_hydra_config=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_repetitive_corpus
+from tests.project import plugin_installed
 from tests.scripts.test_train import TINY, run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
@@ -202,15 +203,6 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
     }
     assert statuses["0"]["status"] == "failed" and "must be positive" in statuses["0"]["error"]
     assert statuses["16"]["status"] == "completed"
-
-
-def plugin_installed(module: str) -> bool:
-    """Whether a Hydra plugin is importable; without any plugin there is no `hydra_plugins` package at all."""
-    import importlib.util
-
-    return importlib.util.find_spec("hydra_plugins") is not None and (
-        importlib.util.find_spec(f"hydra_plugins.{module}") is not None
-    )
 
 
 @pytest.mark.skipif(
