@@ -119,3 +119,51 @@ def test_a_sweep_job_skips_resumes_or_reruns_by_how_it_ended(tmp_path, status, c
     plan = job_plan(run, in_sweep=True)
     assert plan.action == action
     assert (plan.checkpoint is not None) == (action == "resume")
+
+
+def make_composed_run(path: Path, overrides: list[str], choices: dict, config: dict) -> Path:
+    """A run folder as Hydra leaves it: the overrides, the group choices and the composed config."""
+    run = make_run(path, overrides)
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    return run
+
+
+UP_ARROW_RUN = {
+    "overrides": ["model=rnn", "trainer.max_epochs=3", "seed=7", "experiment=d2l_rnn"],
+    "choices": {"model": "rnn", "data": "timemachine", "experiment": "d2l_rnn", "optimizer": "sgd"},
+    "config": {"seed": 7, "model": {"hidden_size": 256}, "data": {"batch_size": 32}},
+}
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        ["model=rnn", "trainer.max_epochs=3", "seed=7"],  # the command it was started with
+        ["experiment=d2l_rnn", "seed=7"],
+        ["data=timemachine"],  # a default choice, named on the command line now
+        ["optimizer=sgd", "model.hidden_size=256", "data.batch_size=32"],  # values equal to the composed ones
+        ["+model=rnn", "seed='7'"],
+    ],
+)
+def test_resume_accepts_the_command_it_was_started_with(tmp_path, repeated):
+    """The up-arrow habit: repeat the command and add resume=; settings equal to the run's are no change."""
+    run = make_composed_run(tmp_path / "run", **UP_ARROW_RUN)
+    args = rewrite_command([*repeated, f"resume={run}"])
+    assert args[-2:] == [f'hydra.run.dir="{run}"', f'resume="{run}"']
+
+
+@pytest.mark.parametrize(
+    ("changed", "refused"),
+    [
+        (["model=rnn", "seed=8"], "seed=8"),
+        (["model=gru", "seed=7"], "model=gru"),
+        (["data=tinyshakespeare"], "data=tinyshakespeare"),
+        (["experiment=d2l_lstm"], "experiment=d2l_lstm"),
+        (["model.hidden_size=128"], "model.hidden_size=128"),
+    ],
+)
+def test_resume_refuses_only_what_really_changes_a_fixed_setting(tmp_path, changed, refused):
+    run = make_composed_run(tmp_path / "run", **UP_ARROW_RUN)
+    with pytest.raises(UserError, match=re.escape(f"{refused} cannot change in a resumed run")):
+        rewrite_command([*changed, f"resume={run}"])

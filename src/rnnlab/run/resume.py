@@ -135,7 +135,9 @@ def _resume_run(value: str, root: Path, overrides: list[str]) -> list[str]:
             "checkpoint); start it again without resume="
         )
     check_not_busy(run_dir, f"resume={value}")
-    fixed = [a for a in overrides if key_of(a).split(".")[0] not in RESUMABLE]
+    fixed = [
+        a for a in overrides if key_of(a).split(".")[0] not in RESUMABLE and not same_as_saved(a, run_dir)
+    ]
     if fixed:
         raise UserError(
             f"{fixed[0]} cannot change in a resumed run (its checkpoint fixes the network, data, task "
@@ -149,6 +151,44 @@ def _resume_run(value: str, root: Path, overrides: list[str]) -> list[str]:
         if key_of(a) not in new_keys and key_of(a) not in ("resume", "ckpt_path", "hydra.run.dir")
     ]
     return [*kept, *overrides, f"hydra.run.dir={quoted(run_dir)}", f"resume={quoted(run_dir)}"]
+
+
+def same_as_saved(override: str, run_dir: Path) -> bool:
+    """Whether `override` asks for what the run already has (the command it was started with, repeated).
+
+    A group choice (`model=rnn`, `experiment=d2l_lstm`) is compared with the run's composed choices
+    (`.hydra/hydra.yaml`), a value (`seed=7`, `model.hidden_size=32`) with its composed config
+    (`.hydra/config.yaml`); a run folder without them is compared with its saved overrides only.
+    """
+    if "=" not in override or override.startswith("~"):
+        return False
+    key, value = key_of(override), override.split("=", 1)[1]
+    saved = [a.lstrip("+") for a in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
+    if f"{key}={value}" in saved:
+        return True
+    runtime = _saved_yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {})
+    choices = runtime.get("choices") if isinstance(runtime, dict) else None
+    if isinstance(choices, dict) and key in choices:
+        return str(choices[key]) == unquote(value)
+    config: object = _saved_yaml(run_dir / ".hydra" / "config.yaml")
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return False
+        config = config[part]
+    try:
+        return config == yaml.safe_load(unquote(value))
+    except yaml.YAMLError:
+        return False
+
+
+def _saved_yaml(path: Path) -> dict:
+    """A run's saved Hydra file as plain data; an absent or unreadable one reads as empty (Hydra's
+    own tags, such as `!!python/object`, are not expected in these files)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _resume_sweep(value: str, root: Path, overrides: list[str]) -> list[str]:
