@@ -28,6 +28,8 @@ import tempfile
 
 from common import add_run_options, hidden_size, plain_tokens_per_s, run_config, write_table
 
+from rnnlab.data.text.datamodule import WINDOWS_PER_BATCH
+
 
 def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float:
     """One epoch of `steps` batches through Trainer.fit, with the callbacks and loggers of the config."""
@@ -125,7 +127,7 @@ def measure(model: str, args: argparse.Namespace) -> dict:
     cfg = run_config(model, args, *windows_override(args))
     L.seed_everything(0, verbose=False)
     datamodule, task, _ = build(cfg)
-    k = cfg.data.get("windows_per_batch", 1)
+    k = cfg.data.get("windows_per_batch") or WINDOWS_PER_BATCH
     cfg_single = run_config(model, args, "data.windows_per_batch=1")
     datamodule_single, task_single, _ = build(cfg_single)
     loader = datamodule_single.train_dataloader()  # one window per batch, as Trainer.fit's first epoch
@@ -207,7 +209,7 @@ def batch_size_cell(model: str, batch: int, args: argparse.Namespace) -> str:
         available = len(datamodule.train_dataloader())
     except UserError as error:
         return f"n/a: {error}"
-    k = cfg.data.get("windows_per_batch", 1)
+    k = cfg.data.get("windows_per_batch") or WINDOWS_PER_BATCH
     batches, warmup_batches = loader_batches(args, k, available)
     rate = rnnlab_tokens_per_s(cfg, datamodule, task, batches, warmup_batches)
     return f"{rate:,.0f}" + (f" ({batches} loader batches)" if batches < args.steps // k else "")

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,8 @@ class StreamInputs(TaskInputs):
 
     num_steps: int  # steps per training window: the longest truncated-BPTT piece there can be
     carry_state: bool  # whether consecutive training batches continue each other
+    # windows side by side in a training loader batch (one optimiser step each)
+    windows_per_batch: int = field(default=1, kw_only=True)
 
 
 @dataclass(frozen=True)

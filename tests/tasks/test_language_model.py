@@ -10,13 +10,12 @@ from torch.nn import functional as F
 
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.data.streams import TokenWindows
-from rnnlab.data.text.datamodule import LanguageModelData
+from rnnlab.data.text.datamodule import WINDOWS_PER_BATCH, LanguageModelData
 from rnnlab.errors import UserError
 from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 from rnnlab.tasks.sequence import detach
-from tests.test_configs import compose_train
 
 QUIET = dict(
     accelerator="cpu",
@@ -28,6 +27,9 @@ QUIET = dict(
 
 
 def make_data(corpus: Path, **kwargs) -> LanguageModelData:
+    """A datamodule on `corpus`; one window per loader batch unless asked, so that a bare Trainer's
+    batch limits count windows."""
+    kwargs.setdefault("windows_per_batch", 1)
     data = LanguageModelData(path=str(corpus), **kwargs)
     data.setup("fit")
     return data
@@ -112,7 +114,7 @@ def test_several_windows_per_batch_and_the_plain_step_leave_the_loss_trajectory_
     """The default (`data.windows_per_batch` windows per loader batch, plain PyTorch backward and
     clipping) optimises exactly what one window per batch through Lightning's manual_backward did: the
     same losses, step by step."""
-    default = compose_train().data.windows_per_batch
+    default = WINDOWS_PER_BATCH
     assert default > 1
     runs = []
     for windows_per_batch, task_class in ((1, ThroughLightningBackward), (default, LanguageModelTask)):

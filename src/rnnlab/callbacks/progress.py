@@ -63,6 +63,32 @@ class EpochLines:
         )
 
 
+class StepCount:
+    """A mixin for progress callbacks: where the epoch stands, in optimiser steps (the unit of every
+    count rnnlab shows; a loader batch may hold several, `rnnlab.run.step_units`)."""
+
+    _epoch_start: int | None = None
+
+    def epoch_steps_total(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | float:
+        """The optimiser steps this epoch will take (inf for an endless loader)."""
+        batches = trainer.num_training_batches
+        if batches == float("inf"):
+            return batches
+        steps = getattr(pl_module, "steps_in_epoch", None)
+        return steps(trainer) if steps is not None else batches
+
+    def epoch_steps_done(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_idx: int) -> int:
+        """Optimiser steps of this epoch done after batch `batch_idx` (also in an epoch resumed midway,
+        whose first batch here is not its first)."""
+        if self._epoch_start is None or batch_idx == 0:
+            per_batch = getattr(pl_module, "steps_per_batch", 1)
+            self._epoch_start = trainer.global_step - (batch_idx + 1) * per_batch
+        return trainer.global_step - self._epoch_start
+
+    def forget_epoch(self) -> None:
+        self._epoch_start = None
+
+
 class _BarSafeStream:
     """A console stream whose writes go through `tqdm.write`, which lifts the bars off the screen,
     prints the line, and redraws them: a log line never lands inside a bar's line."""
@@ -77,8 +103,9 @@ class _BarSafeStream:
         self.stream.flush()
 
 
-class BarProgress(EpochLines, TQDMProgressBar):
-    """Lightning's TQDM bar, with the epoch lines; epochs counted from 1, as the log lines count them.
+class BarProgress(StepCount, EpochLines, TQDMProgressBar):
+    """Lightning's TQDM bar, with the epoch lines; epochs counted from 1, as the log lines count them,
+    and the training bar in optimiser steps (redrawn every `refresh_rate` steps).
 
     While the trainer runs, the console's log handlers write through `tqdm.write`.
     """
@@ -101,12 +128,27 @@ class BarProgress(EpochLines, TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
+        self.forget_epoch()
+        self.train_progress_bar.total = self.epoch_steps_total(trainer, pl_module)
         of = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
         self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}{of}")
 
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        bar = self.train_progress_bar
+        before = bar.n
+        done = self.epoch_steps_done(trainer, pl_module, batch_idx)
+        every = self.refresh_rate
+        if bar.disable or not every:
+            return
+        if done // every > before // every or done >= (bar.total or 0):
+            bar.n = done
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # redraws the bar
 
-class LineProgress(EpochLines, ProgressBar):
-    """Prints a log line every `every_n_steps` training steps instead of redrawing a bar.
+
+class LineProgress(StepCount, EpochLines, ProgressBar):
+    """Prints a log line every `every_n_steps` optimiser steps instead of redrawing a bar.
 
     For CI logs, `nohup` and sweeps: a bar's carriage-return frames would fill them with noise.
     """
@@ -115,6 +157,7 @@ class LineProgress(EpochLines, ProgressBar):
         super().__init__()
         self.every_n_steps = every_n_steps
         self._enabled = True
+        self._last_done = 0
 
     def disable(self) -> None:
         self._enabled = False
@@ -122,18 +165,26 @@ class LineProgress(EpochLines, ProgressBar):
     def enable(self) -> None:
         self._enabled = True
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self.forget_epoch()
+        self._last_done = 0
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if not self._enabled or (batch_idx + 1) % self.every_n_steps:
+        done = self.epoch_steps_done(trainer, pl_module, batch_idx)
+        before, self._last_done = self._last_done, done
+        if not self._enabled or done // self.every_n_steps == before // self.every_n_steps:
             return
         metrics = self.get_metrics(trainer, pl_module)
         shown = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items() if k.startswith("train/"))
+        total = self.epoch_steps_total(trainer, pl_module)
         log.info(
-            "epoch %d step %d/%d  %s",
+            "epoch %d step %d/%s  %s",
             trainer.current_epoch + 1,
-            batch_idx + 1,
-            self.total_train_batches,
+            done,
+            "-" if total == float("inf") else total,
             shown,
         )
 

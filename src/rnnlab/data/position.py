@@ -5,8 +5,8 @@ Lightning saves a datamodule's `state_dict()` in every full checkpoint and hands
 saves the epoch and how many of its batches have been trained on, and gives that position to the
 next training sampler it builds (`resumable`), which skips those batches once.
 
-The count is Lightning's own (`batch_progress.current.ready`: batches whose training step ran),
-not what the loader has yielded: Lightning fetches one batch ahead, so a sampler counting its own
+The count is Lightning's own (`batches_done_this_epoch`: batches whose training step ran), not
+what the loader has yielded: Lightning fetches one batch ahead, so a sampler counting its own
 output would be one ahead at every save.
 """
 
@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
 from torch.utils.data import Dataset, DistributedSampler
+
+from rnnlab.lightning_internals import batches_done_this_epoch
 
 
 class ResumableSampler(Protocol):
@@ -51,8 +53,7 @@ class TrainingPosition:
         trainer = self.trainer
         if trainer is None:
             return {}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-        return {"epoch": trainer.current_epoch, "batches_done": done}
+        return {"epoch": trainer.current_epoch, "batches_done": batches_done_this_epoch(trainer)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._position = (state["epoch"], state["batches_done"]) if state else None

@@ -81,15 +81,17 @@ class WindowGroups(Sampler[tuple[Window, ...]]):
     """
 
     def __init__(self, windows: _WindowSampler, size: int) -> None:
-        if size < 1:
-            raise UserError(f"data.windows_per_batch={size} must be at least 1")
-        self.windows, self.size = windows, size
+        self.windows, self.size = windows, size  # size checked by the datamodule (data.windows_per_batch)
 
     def set_epoch(self, epoch: int) -> None:
         self.windows.set_epoch(epoch)
 
     def resume_at(self, epoch: int, batches_done: int) -> None:
         self.windows.resume_at(epoch, batches_done * self.size)
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.windows)
 
     def __len__(self) -> int:
         return -(-len(self.windows) // self.size)

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
+from rnnlab.run.new_schedule import FollowNewSchedule
+from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
 
 
 def create(config: Any, **kwargs: Any) -> Any:
@@ -61,8 +63,10 @@ def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer.
 
-    The trainer always gets a `Throughput` clock (the run reports its rate), and the task the
-    network's config (its checkpoints rebuild the network without the data).
+    The trainer always gets a `Throughput` clock (the run reports its rate) and `FollowNewSchedule`
+    (a resumed schedule takes the new settings), its step counts converted to loader batches
+    (`rnnlab.run.step_units`), and the task the network's config (its checkpoints rebuild the
+    network without the data).
     """
     check_arguments(cfg)
     check_model_fits_data(cfg)
@@ -74,9 +78,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     network = create(cfg.model, **sizes)
     task = create_task(cfg, network, datamodule.task_inputs())
     task.network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
-    callbacks = [*create_callbacks(cfg, task), Throughput()]
+    check_checkpoint_steps(cfg.get("callbacks"), task.steps_per_batch)
+    callbacks = [*create_callbacks(cfg, task), Throughput(), FollowNewSchedule()]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
-    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    in_batches = trainer_settings_in_batches(cfg.trainer, task.steps_per_batch)  # rnnlab.run.step_units
+    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False, **in_batches)
     return datamodule, task, trainer
 
 

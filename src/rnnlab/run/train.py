@@ -62,7 +62,7 @@ def train(cfg: DictConfig) -> float:
         resumes = [*(plan.previous or {}).get("resumes", []), resume_record(plan)]
         metrics["resumes"] = resumes
         log.info("resuming %s from %s (step %d)", run_dir, plan.checkpoint.name, resumes[-1]["step"])
-        continue_tensorboard_run(cfg, resumes[-1]["logged_steps"])
+        continue_tensorboard_run(cfg, resumes[-1]["step"])
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
     if resuming:
@@ -136,23 +136,22 @@ def resume_record(plan: JobPlan) -> dict[str, Any]:
     import torch
 
     checkpoint = torch.load(plan.checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    epoch_loop = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
     return {
         "checkpoint": plan.checkpoint.name,
         "epoch": checkpoint["epoch"],
         "step": checkpoint["global_step"],
-        "logged_steps": epoch_loop["_batches_that_stepped"],
         "at": datetime.now().isoformat(timespec="seconds"),
     }
 
 
-def continue_tensorboard_run(cfg: DictConfig, logged_steps: int) -> None:
-    """The same TensorBoard run goes on: points the first part logged after its checkpoint are purged
-    (TensorBoard drops events at or after `purge_step` from the files before it), so no step shows twice."""
+def continue_tensorboard_run(cfg: DictConfig, step: int) -> None:
+    """The same TensorBoard run goes on: points the first part logged after its checkpoint (at optimiser
+    step `step`; the x-axis counts optimiser steps) are purged (TensorBoard drops events at or after
+    `purge_step` from the files before it), so no step shows twice."""
     for logger in (cfg.get("logger") or {}).values():
         if logger.get("_target_", "").endswith("TensorBoardLogger"):
             with open_dict(logger):
-                logger.purge_step = logged_steps + 1
+                logger.purge_step = step + 1
 
 
 def skip_completed(run_dir: Path, plan: JobPlan) -> float:

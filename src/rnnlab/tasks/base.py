@@ -22,19 +22,20 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from rnnlab import random_state
 from rnnlab.contract import TaskInputs
 from rnnlab.errors import UserError
+from rnnlab.lightning_internals import attached_trainer, writes_logs_after_this_batch
+from rnnlab.run.training_state import TrainingStateMixin
+from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 
 STAGES = ("train", "val", "test")
 REDUCTIONS = ("mean", "sum")
 
 
-class TrainingDiverged(UserError):
-    """The loss stopped being a finite number."""
+__all__ = ["Task", "TrainingDiverged"]
 
 
-class Task(L.LightningModule):
+class Task(TrainingStateMixin, L.LightningModule):
     """The shared machinery. Subclasses set the class attributes and implement `loss` and `update_metrics`.
 
     Every task clips gradients (global norm, `gradient_clip_val`) the same way, and draws its
@@ -77,7 +78,7 @@ class Task(L.LightningModule):
         self.figure_every_n_epochs = figure_every_n_epochs
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
         self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
-        self.resumed_from: dict[str, Any] | None = None  # a checkpoint's training state, until applied
+        self.guard = NonFiniteGuard(self.diverged)
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -143,21 +144,17 @@ class Task(L.LightningModule):
         self.clip_gradients(optimizer, self.clip_val, "norm")
 
     def on_before_backward(self, loss: torch.Tensor) -> None:
-        """Stop before a non-finite loss reaches the weights (and before any checkpoint of them).
+        """The non-finite guard (`rnnlab.tasks.guard`) sees each optimiser step's loss before its backward."""
+        self.guard.observe(loss, self.global_step + 1)
 
-        Reading the loss synchronises an accelerator with the host, so off the CPU it is checked only
-        at logging steps (where Lightning synchronises anyway).
-        """
-        if loss.device.type != "cpu" and not self.logs_this_step():
-            return
-        if torch.isfinite(loss):
-            return
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-        batch = self.trainer.fit_loop.epoch_loop.batch_idx
-        where = f"step {self.global_step + 1} (epoch {self.current_epoch + 1}, batch {batch + 1})"
-        raise TrainingDiverged(
-            f"the loss became {loss.item()} at {where}; likely causes: a learning rate too high "
-            f"(optimizer.lr={lr:g}) or gradients too large "
+    def diverged(self, step: int, value: float) -> str:
+        """The one-line error of a non-finite loss, with the settings that most often cause it."""
+        trainer = attached_trainer(self)
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer is not None else float("nan")
+        noticed = "" if step == self.global_step + 1 else f", noticed at step {self.global_step}"
+        return (
+            f"the loss became {value} at step {step} (epoch {self.current_epoch + 1}{noticed}); likely "
+            f"causes: a learning rate too high (optimizer.lr={lr:g}) or gradients too large "
             f"(task.gradient_clip_val={self.clip_val or 'null'}). "
             "Checkpoints saved before this point are kept"
         )
@@ -170,7 +167,7 @@ class Task(L.LightningModule):
         detached = loss.detach()
         self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
-            self.log_dict(self.step_metrics(detached), prog_bar=True)
+            self.log_at_step(self.step_metrics(detached), prog_bar=True)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
         return self.training_objective(loss * targets.numel() if self.loss_reduction == "sum" else loss)
 
@@ -191,28 +188,52 @@ class Task(L.LightningModule):
         """What the progress bar and the step curves show."""
         return {"train/loss": loss}
 
+    def log_at_step(self, metrics: dict[str, Any], **kwargs: Any) -> None:
+        """`log_dict`, plotted at the optimiser step: a logged `step` is Lightning's x-axis, which would
+        otherwise count loader batches (several optimiser steps each with `data.windows_per_batch`)."""
+        self.log_dict(metrics, **kwargs)
+        self.log_dict({"step": float(self.global_step), "epoch": float(self.current_epoch)})
+
+    @property
+    def steps_per_batch(self) -> int:
+        """Optimiser steps in a full training batch (`SequenceTask`: one per window or piece)."""
+        return 1
+
+    def steps_in_epoch(self, trainer: L.Trainer) -> int:
+        """Optimiser steps in a training epoch, for the progress count."""
+        return int(trainer.num_training_batches) * self.steps_per_batch
+
     def logs_this_step(self) -> bool:
         """Whether Lightning writes step metrics after this batch (every `log_every_n_steps`).
 
         A `self.log` call costs a sizeable fraction of a small RNN's whole step on a CPU, so the
         per-step loss is logged only when it will be written (and the progress bar shows it then).
+        The non-finite guard's flag is read then too: the host waits for the device there anyway.
         """
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         if trainer is None:
             return True
-        if not trainer.log_every_n_steps:
+        if not writes_logs_after_this_batch(trainer):
             return False
-        # The same count Lightning's logger connector reads: batches so far, this one included.
-        batches = trainer.fit_loop.epoch_loop.batch_progress.total.ready
-        return batches % trainer.log_every_n_steps == 0 or trainer.should_stop
+        self.guard.check()
+        return True
 
     # -- epochs -----------------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
         train = self.compute_metrics("train")
         if not train:  # an epoch with no training batches (e.g. limit_train_batches=0)
             return
-        # The loss is logged per step already (under the same name), so the epoch adds the rest.
-        self.log_dict({f"train/{k}": v for k, v in train.items() if k != "loss"})
+        # The loss is logged per step already (under the same name), so the epoch adds the rest, and
+        # the learning rate the epoch trained with (before an epoch-wise schedule steps).
+        optimizer = self.trainer.optimizers[0]
+        epoch_metrics = {f"train/{k}": v for k, v in train.items() if k != "loss"}
+        self.log_at_step({**epoch_metrics, f"lr-{type(optimizer).__name__}": optimizer.param_groups[0]["lr"]})
+
+    def on_validation_start(self) -> None:
+        self.guard.check()  # not a validation (nor its checkpoint) of weights a non-finite loss reached
+
+    def on_train_end(self) -> None:
+        self.guard.check()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.evaluate(batch, "val", batch_idx)
@@ -221,15 +242,16 @@ class Task(L.LightningModule):
         self.evaluate(batch, "test", batch_idx)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict({f"val/{k}": v for k, v in self.compute_metrics("val").items()}, prog_bar=True)
+        metrics = {f"val/{k}": v for k, v in self.compute_metrics("val").items()}
         if self.trainer.sanity_checking:
             return
+        self.log_at_step(metrics, prog_bar=True)
         self.validated_epoch = self.current_epoch
         if self.trainer.is_global_zero:
             self.report("val")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.compute_metrics("test").items()})
+        self.log_at_step({f"test/{k}": v for k, v in self.compute_metrics("test").items()})
         if self.trainer.is_global_zero:
             self.report("test")
 
@@ -253,66 +275,13 @@ class Task(L.LightningModule):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text(tag, text, self.global_step)
 
-    # -- checkpoints and exact resume ---------------------------------------------------------------
+    # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain data only, so that `torch.load(weights_only=True)` can read it. Written here rather than
         # by a callback: Lightning skips callbacks when it saves weights only.
+        self.guard.check()  # never a checkpoint of weights a non-finite loss reached
         info = {"task": self.kind, **self.checkpoint_extras()}
         if self.network_config is not None:
             info["network"] = self.network_config
-        if self._trainer is not None:
-            info["training_state"] = self.training_state()
+        self.save_training_state(info)
         checkpoint.setdefault("rnnlab", {}).update(info)
-
-    def training_state(self) -> dict[str, Any]:
-        """What an exact resume needs besides what Lightning saves (weights, optimiser, schedulers,
-        loop counters) and the datamodule's position: the random generators and the epoch's
-        metric accumulators, tagged with their epoch."""
-        metrics = {
-            name: {"state": dict(metric.metric_state), "updates": metric.update_count}
-            for name, metric in self.stage_metrics("train").items()
-        }
-        return {"epoch": self.current_epoch, "random": random_state.capture(), "train_metrics": metrics}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.resumed_from = checkpoint.get("rnnlab", {}).get("training_state")
-
-    def on_train_start(self) -> None:
-        state, self.resumed_from = self.resumed_from, None
-        if state is None:
-            return
-        random_state.restore(state["random"])
-        self._follow_new_schedule()
-        # Lightning resumes a checkpoint from inside an epoch without calling `on_train_epoch_start`;
-        # one from an epoch's end starts the next epoch afresh, and its state is not wanted.
-        if state["epoch"] == self.current_epoch:
-            self.resume_epoch(state)
-
-    def resume_epoch(self, state: dict[str, Any]) -> None:
-        """Continue the epoch that `state` (a `training_state()`) was saved in: its metric accumulators."""
-        for name, metric in self.stage_metrics("train").items():
-            saved = state["train_metrics"][name]
-            for attr, value in saved["state"].items():
-                setattr(metric, attr, value)
-            metric._update_count = saved["updates"]  # torchmetrics has no public setter for it
-
-    def _follow_new_schedule(self) -> None:
-        """A resumed run's schedulers keep their progress but take this run's settings.
-
-        Lightning restores a scheduler's whole state, its settings included: without this, resuming
-        with a larger `trainer.max_epochs` would keep the cosine schedule's old `T_max`.
-        """
-        if self.scheduler_factory is None:
-            return
-        for config in self.trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            for name, value in getattr(self.scheduler_factory, "keywords", {}).items():
-                if hasattr(scheduler, name):
-                    setattr(scheduler, name, value)
-            # Schedules such as the cosine one step from the last rate, which the old settings made
-            # (0 at the end of a finished cosine): restart them from the rate the new ones give here.
-            if hasattr(scheduler, "_get_closed_form_lr"):
-                rates = scheduler._get_closed_form_lr()
-                for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
-                    group["lr"] = rate
-                scheduler._last_lr = list(rates)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from rnnlab.contract import StreamInputs
 from rnnlab.errors import UserError
+from rnnlab.lightning_internals import (
+    attached_trainer,
+    callbacks_override,
+    count_optimizer_step,
+    module_overrides,
+    precision_is_plain,
+)
 from rnnlab.tasks.base import Task
 
 
@@ -87,21 +90,33 @@ class SequenceTask(Task):
         super().resume_epoch(state)
         self.train_state = state["carried_state"]
 
+    @property
+    def steps_per_batch(self) -> int:
+        """Optimiser steps in a full loader batch: one per window, or per truncated-BPTT piece of one."""
+        pieces = -(-self.inputs.num_steps // (self.tbptt_steps or self.inputs.num_steps))
+        return self.inputs.windows_per_batch * pieces
+
+    def steps_in_epoch(self, trainer: Any) -> int:
+        """Exact where the loader says how many windows an epoch holds (its last batch may hold fewer)."""
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        windows = getattr(sampler, "num_windows", None)
+        if windows is None or trainer.num_training_batches < len(sampler):
+            return super().steps_in_epoch(trainer)
+        return windows * (self.steps_per_batch // self.inputs.windows_per_batch)
+
     def on_train_start(self) -> None:
         super().on_train_start()
         # One process without loss scaling, and no callback listening to the backward or the step:
         # Lightning's backward, clipping and optimizer wrappers would then add only hook calls to
         # plain PyTorch, which a small network's step pays for on every piece. Under DDP (which
         # prepares every manual backward), fp16 (loss scaling) or such a callback, Lightning's path.
-        trainer, plugin = self.trainer, self.trainer.precision_plugin
+        trainer = self.trainer
         self.plain_step = (
             trainer.world_size == 1
-            and (type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None))
-            and not any(is_overridden(h, c, Callback) for h in HOOKS for c in trainer.callbacks)
-            and not any(is_overridden(hook, self, L.LightningModule) for hook in HOOKS[1:])
+            and precision_is_plain(trainer)
+            and not callbacks_override(trainer, HOOKS)
+            and not module_overrides(self, HOOKS[1:])  # the task's own guard is called by the plain path
         )
-        # What Lightning's optimizer wrapper does besides the step: count it (global_step, max_steps)
-        self._step_count = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         # What is clipped: the optimiser's parameters, listed once (walking the module tree for them
         # on every step costs a small network a measurable share of its step)
         self._clipped = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
@@ -116,8 +131,7 @@ class SequenceTask(Task):
             if self.clip_val is not None:
                 torch.nn.utils.clip_grad_norm_(self._clipped, self.clip_val)
             optimizer.step()
-            self._step_count.increment_ready()
-            self._step_count.increment_completed()
+            count_optimizer_step(self.trainer)  # what Lightning's optimizer wrapper does besides the step
             return
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
@@ -131,7 +145,8 @@ class SequenceTask(Task):
         inputs, targets = batch
         state = self.train_state
         piece = self.tbptt_steps or self.inputs.num_steps
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        trainer = attached_trainer(self)
+        max_steps = trainer.max_steps if trainer is not None else -1
         losses, lengths = [], []  # for metrics that read the losses only: one update per batch
         for window, window_targets in zip(
             inputs.split(self.inputs.num_steps, dim=1),
@@ -141,6 +156,8 @@ class SequenceTask(Task):
             if not self.carry_state:
                 state = None  # windows in random order: each starts from zero
             for x, y in zip(window.split(piece, dim=1), window_targets.split(piece, dim=1), strict=True):
+                if max_steps != -1 and self.global_step >= max_steps:
+                    break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
                 outputs, state = self.network(x, state)
                 loss = self.loss(outputs, y)
                 self.optimise(self.training_objective(loss))
@@ -151,14 +168,12 @@ class SequenceTask(Task):
                 else:
                     losses.append(loss)
                     lengths.append(y.shape[1])
-            if max_steps != -1 and self.global_step >= max_steps:
-                break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
         if losses:
             # the batch's token-weighted mean loss, for the targets scored (all, unless max_steps hit)
             self.update_metrics("train", None, targets[:, : sum(lengths)], mean_loss(losses, lengths))
         self.train_state = state
         if self.logs_this_step():
-            self.log_dict(self.step_metrics(loss), prog_bar=True)
+            self.log_at_step(self.step_metrics(loss), prog_bar=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
