@@ -252,3 +252,16 @@ def test_a_callback_on_the_optimiser_step_gets_lightnings_path_and_sees_every_st
         runs[bool(callbacks)] = (task.plain_step, trainer.global_step)
     assert runs == {False: (True, 6), True: (False, 6)}  # both count 2 batches x 3 windows
     assert CountsSteps.calls == 6
+
+
+@pytest.mark.parametrize("max_steps", [7, 8, 10])
+def test_max_steps_stops_at_exactly_that_step_inside_truncated_bptt_pieces(repetitive_corpus, max_steps):
+    """A batch of 2 windows x 3 pieces holds 6 optimiser steps; max_steps may fall inside a window."""
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=12, windows_per_batch=2)
+    task = make_task(
+        RecurrentNet(data.vocab_size, data.vocab_size, "gru", 8), data, torch.optim.SGD, tbptt_steps=5
+    )
+    assert task.steps_per_batch == 6
+    trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(task, datamodule=data)
+    assert trainer.global_step == max_steps
