@@ -3,7 +3,9 @@
 - Every datamodule says which kind of input its batches hold (`input_kind`) and every network class
   which kinds it takes (`accepts`).
 - Every datamodule says which `TaskInputs` it hands its task (`hands_over`), and every task which
-  it takes (`takes`); the two must be the same class. `task_inputs()` then gives the values.
+  it takes (`takes`); the two must be the same class (`task_fits`, the one rule for the pre-flight
+  check and the task). `task_inputs()` then gives the values.
+- `DataContract` declares what a datamodule offers besides Lightning's hooks.
 
 `rnnlab.run.checks` refuses a pair that does not fit, in one line that names the choices that do.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from rnnlab.data.text.vocab import Vocab
@@ -55,3 +57,30 @@ class ClassInputs(TaskInputs):
     class_names: tuple[str, ...]
     binary: bool = False  # two classes scored by one logit
     label_per_step: bool = False  # a label at every step of a sequence, not one per sequence
+
+
+def task_fits(takes: type[TaskInputs], hands_over: type[TaskInputs]) -> bool:
+    """Whether a task that `takes` one class of inputs fits data that `hands_over` another: only the
+    same class. A subclass carries more (a vocabulary, a token kind) that the task would ignore
+    silently, as a sequence-regression task would a corpus."""
+    return takes is hands_over
+
+
+@runtime_checkable
+class DataContract(Protocol):
+    """What every rnnlab datamodule offers its network, its task and the run, besides Lightning's hooks."""
+
+    input_kind: ClassVar[InputKind]  # what its batches hold: a network must accept it
+    hands_over: ClassVar[type[TaskInputs]]  # the class of `task_inputs()`: a task must take it
+
+    def network_sizes(self) -> dict[str, Any]:
+        """The sizes the data fixes (input and output widths, classes), given to the network's constructor."""
+        ...
+
+    def task_inputs(self) -> TaskInputs:
+        """What the task needs to know of the data (after `setup`)."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values for the run's metrics.json (e.g. how many held-out tokens were scored)."""
+        ...

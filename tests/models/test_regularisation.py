@@ -138,10 +138,10 @@ def test_eval_mode_turns_every_regulariser_off():
     tokens = torch.randint(V, (3, 10))
     network.train()
     assert not torch.equal(network(tokens)[0], network(tokens)[0])  # training: random masks
-    assert network.penalty is not None
+    assert network.forward_with_penalty(tokens)[2] is not None
     network.eval()
     torch.testing.assert_close(network(tokens)[0], plain.eval()(tokens)[0])
-    assert network.penalty is None
+    assert network.forward_with_penalty(tokens)[2] is None
 
 
 def test_the_activation_penalty_is_ar_plus_tar_of_the_last_layer():
@@ -149,10 +149,10 @@ def test_the_activation_penalty_is_ar_plus_tar_of_the_last_layer():
     network = RecurrentNet(V, V, "gru", 8, activation_reg=2.0, temporal_activation_reg=3.0)
     seen = {}
     network.rnn.register_forward_hook(lambda module, args, out: seen.update(h=out[0]))
-    network(torch.randint(V, (4, 6)))
+    _, _, penalty = network.forward_with_penalty(torch.randint(V, (4, 6)))
     h = seen["h"]
     expected = 2.0 * h.pow(2).mean() + 3.0 * (h[:, 1:] - h[:, :-1]).pow(2).mean()
-    torch.testing.assert_close(network.penalty, expected)
+    torch.testing.assert_close(penalty, expected)
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ class RecurrentNet(nn.Module):
     `input_dropout` (on the embedded inputs), `locked_dropout` (the input, between-layer and output
     dropout keep one mask over all time steps), `weight_dropout` (DropConnect on the hidden-to-hidden
     matrices), and `activation_reg` / `temporal_activation_reg` (AR / TAR, a penalty the task adds to
-    the training loss: `penalty` after each forward pass in training mode).
+    the training loss: `forward_with_penalty` returns it with the outputs of a training pass).
     """
 
     accepts: ClassVar[frozenset[InputKind]] = frozenset({InputKind.TOKENS, InputKind.SEQUENCES})
@@ -134,7 +134,6 @@ class RecurrentNet(nn.Module):
         self.dropout = dropout_kind(dropout) if dropout else nn.Identity()
         self.embedding_dropout, self.weight_dropout = embedding_dropout, weight_dropout
         self.activation_reg, self.temporal_activation_reg = activation_reg, temporal_activation_reg
-        self.penalty: torch.Tensor | None = None
         if tie_weights:
             self.projection = nn.Linear(width, embedding_dim) if width != embedding_dim else nn.Identity()
             self.head = nn.Linear(embedding_dim, output_size)
@@ -161,8 +160,19 @@ class RecurrentNet(nn.Module):
         """The dtype of one-hot inputs: the recurrent weights' (float32, or bf16 under `precision`)."""
         return next(self.rnn.parameters()).dtype
 
+    @property
+    def penalises(self) -> bool:
+        return bool(self.activation_reg or self.temporal_activation_reg)
+
     def forward(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """inputs [B, T] (token ids) or [B, T, F] -> outputs [B, T, output_size] and the last state."""
+        outputs, state, _ = self.forward_with_penalty(inputs, state)
+        return outputs, state
+
+    def forward_with_penalty(
+        self, inputs: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """`forward`, and the AR/TAR penalty of this pass (None in eval mode or with both off)."""
         x = self.input_dropout(self.embed(inputs))
         if self.training and self.weight_dropout:
             outputs, state = functional_call(
@@ -171,9 +181,7 @@ class RecurrentNet(nn.Module):
         else:
             outputs, state = self.rnn(x, state)
         dropped = self.dropout(outputs)
-        self.penalty = None
+        penalty = None
         if self.training and (self.activation_reg or self.temporal_activation_reg):
-            self.penalty = activation_penalty(
-                outputs, dropped, self.activation_reg, self.temporal_activation_reg
-            )
-        return self.head(self.projection(dropped)), state
+            penalty = activation_penalty(outputs, dropped, self.activation_reg, self.temporal_activation_reg)
+        return self.head(self.projection(dropped)), state, penalty

@@ -12,6 +12,8 @@ Each is active in training mode only; `eval()` turns every one of them off.
 
 from __future__ import annotations
 
+from typing import Any, Protocol, runtime_checkable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -109,3 +111,24 @@ def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, ar: float, tar:
     if raw.shape[1] > 1:
         penalty = penalty + tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
     return penalty
+
+
+@runtime_checkable
+class Penalised(Protocol):
+    """A network whose training pass comes with a regularisation penalty (`RecurrentNet`'s AR/TAR)."""
+
+    @property
+    def penalises(self) -> bool:
+        """Whether a training pass returns a penalty at all."""
+        ...
+
+    def forward_with_penalty(self, inputs: torch.Tensor, state: Any = None) -> tuple[Any, Any, Any]: ...
+
+
+def run_with_penalty(network: Any, inputs: torch.Tensor, state: Any = None) -> tuple[Any, Any, Any]:
+    """(outputs, state, penalty) of a recurrent network's pass; the penalty is None for a network
+    that has none."""
+    if isinstance(network, Penalised):
+        return network.forward_with_penalty(inputs, state)
+    outputs, state = network(inputs, state)
+    return outputs, state, None

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class, get_object
 from omegaconf import DictConfig
 
+from rnnlab.contract import task_fits
 from rnnlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,10 @@ def check_model_fits_data(cfg: DictConfig) -> None:
 def check_task_fits_data(cfg: DictConfig, datamodule: Any) -> None:
     """A task that does not take what the datamodule hands over (`rnnlab.contract`)."""
     hands_over = datamodule.hands_over
-    if get_class(cfg.task._target_).takes is hands_over:
+    if task_fits(get_class(cfg.task._target_).takes, hands_over):
         return
     task, data = choice(cfg, "task"), choice(cfg, "data")
-    fitting = options_fitting("task", lambda cls: getattr(cls, "takes", None) is hands_over)
+    fitting = options_fitting("task", lambda cls: task_fits(getattr(cls, "takes", None), hands_over))
     raise UserError(
         f"task={task} does not fit data={data} (the data hands over {hands_over.__name__})"
         + (f"; with data={data} use task={'|'.join(fitting)}, or leave task unset" if fitting else "")

@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> float:
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
         metrics.update(final_metrics(trainer, task, fitted))
-        metrics.update(datamodule.summary() if hasattr(datamodule, "summary") else {})
+        metrics.update(datamodule.summary())
     except BaseException as error:
         metrics.update(
             status="interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"

@@ -22,9 +22,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from rnnlab.contract import TaskInputs
+from rnnlab.contract import TaskInputs, task_fits
 from rnnlab.errors import UserError
 from rnnlab.lightning_internals import attached_trainer, writes_logs_after_this_batch
+from rnnlab.models.regularisation import Penalised
 from rnnlab.run.training_state import TrainingStateMixin
 from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 
@@ -47,6 +48,7 @@ class Task(TrainingStateMixin, L.LightningModule):
     metric: ClassVar[str]  # the headline metric: validation logs val/<metric>, checkpoints follow it
     metric_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "samples"  # what the per-second rate counts
+    adds_penalty: ClassVar[bool] = False  # whether training adds a `Penalised` network's penalty to the loss
     also_reported: tuple[str, ...] = ()  # metrics shown next to the headline one (epoch line, HPARAMS)
 
     def __init__(
@@ -60,8 +62,13 @@ class Task(TrainingStateMixin, L.LightningModule):
         figure_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
-        if not isinstance(inputs, self.takes):
+        if not task_fits(self.takes, type(inputs)):
             raise TypeError(f"{type(self).__name__} takes {self.takes.__name__}, got {type(inputs).__name__}")
+        if isinstance(network, Penalised) and network.penalises and not self.adds_penalty:
+            raise UserError(
+                "model.activation_reg and model.temporal_activation_reg regularise the outputs of a "
+                f"sequence task's network; {type(self).__name__} would ignore them (set them to 0)"
+            )
         if gradient_clip_val is not None and gradient_clip_val <= 0:
             raise UserError(
                 f"task.gradient_clip_val={gradient_clip_val} must be positive (or null for no clipping)"
@@ -169,13 +176,7 @@ class Task(TrainingStateMixin, L.LightningModule):
         if self.logs_this_step():
             self.log_at_step(self.step_metrics(detached), prog_bar=True)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
-        return self.training_objective(loss * targets.numel() if self.loss_reduction == "sum" else loss)
-
-    def training_objective(self, loss: torch.Tensor) -> torch.Tensor:
-        """What the optimiser minimises: the loss, plus the penalty the network computed in its last
-        training forward pass if it has one (AR/TAR of `RecurrentNet`), which the metrics leave out."""
-        penalty = getattr(self.network, "penalty", None)
-        return loss if penalty is None else loss + penalty
+        return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         """Score one validation or test batch into the metrics of `stage`."""

@@ -15,6 +15,7 @@ from rnnlab.lightning_internals import (
     module_overrides,
     precision_is_plain,
 )
+from rnnlab.models.regularisation import run_with_penalty
 from rnnlab.tasks.base import Task
 
 
@@ -54,6 +55,7 @@ class SequenceTask(Task):
     """
 
     takes: ClassVar[type[StreamInputs]] = StreamInputs
+    adds_penalty: ClassVar[bool] = True
     # False: the training metrics need only the loss, so `update_metrics` gets a whole loader batch
     # at once (its mean loss, outputs None) rather than every piece: a metric update costs about as
     # much as a small network's optimiser step does in Python.
@@ -158,9 +160,9 @@ class SequenceTask(Task):
             for x, y in zip(window.split(piece, dim=1), window_targets.split(piece, dim=1), strict=True):
                 if max_steps != -1 and self.global_step >= max_steps:
                     break  # Lightning checks trainer.max_steps between batches; a batch holds several steps
-                outputs, state = self.network(x, state)
+                outputs, state, penalty = run_with_penalty(self.network, x, state)
                 loss = self.loss(outputs, y)
-                self.optimise(self.training_objective(loss))
+                self.optimise(loss if penalty is None else loss + penalty)  # the metrics leave AR/TAR out
                 state = detach(state)
                 loss = loss.detach()
                 if self.metrics_read_outputs:

@@ -54,6 +54,10 @@ class InMemoryData(TrainingPosition, L.LightningDataModule):
         """Keyword arguments that size the network for this data (`input_size`, `output_size`)."""
         raise NotImplementedError
 
+    def summary(self) -> dict[str, Any]:
+        """Nothing for metrics.json beyond the metrics (`rnnlab.contract.DataContract`)."""
+        return {}
+
     def task_inputs(self) -> TaskInputs:
         """What the task needs from the data (e.g. class names), as the `hands_over` class."""
         return TaskInputs()

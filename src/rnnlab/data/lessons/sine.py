@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import lightning as L
 import torch
@@ -50,6 +51,10 @@ class SineData(TrainingPosition, L.LightningDataModule):
 
     def network_sizes(self) -> dict[str, int]:
         return {"input_size": 1, "output_size": 1}
+
+    def summary(self) -> dict[str, Any]:
+        """Nothing for metrics.json beyond the metrics (`rnnlab.contract.DataContract`)."""
+        return {}
 
     def task_inputs(self) -> StreamInputs:
         return StreamInputs(num_steps=self.num_steps, carry_state=True)
