@@ -53,6 +53,8 @@ def test_every_model_is_sized_by_the_data_it_accepts(model):
     cfg = compose_train(f"model={model}")
     assert not {"input_size", "output_size", "vocab_size"} & set(cfg.model)  # the data knows them
     accepts = get_class(cfg.model._target_).accepts
+    if cfg.model.get("embedding_dim"):  # a learned embedding reads token ids only
+        accepts = {InputKind.TOKENS}
     for kind in accepts:
         sizes, batch, shape = EXAMPLES[kind]
         outputs = instantiate(cfg.model, **sizes)(batch)
@@ -141,7 +143,7 @@ def test_a_model_that_cannot_read_the_data_names_the_models_that_can():
         cfg = compose("train", overrides=["model=cnn", "data=timemachine", "paths.output_dir=/nowhere"])
         with pytest.raises(UserError) as error:
             check_model_fits_data(cfg)
-    assert str(error.value).endswith("use model=gru|lstm|rnn|rnn_cell|rnn_scratch")
+    assert str(error.value).endswith("use model=awd_lstm|gru|lstm|rnn|rnn_cell|rnn_scratch")
 
 
 @pytest.mark.parametrize(
@@ -253,3 +255,13 @@ def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_un
     for key in ("num_layers", "hidden_size", "embedding_dim", "tie_weights", "locked_dropout"):
         assert preset.model[key] == cfg.model[key]  # the preset is a point of the space searched
     assert preset.trainer.max_epochs >= cfg.trainer.max_epochs  # the search ran shorter trials
+
+
+def test_the_awd_lstm_model_writes_down_the_published_settings():
+    from rnnlab.models.recurrent import RecurrentNet
+
+    model = compose_train("model=awd_lstm", "data.tokens=word").model
+    network = RecurrentNet(11, 11, **{k: v for k, v in model.items() if not k.startswith("_")})
+    assert network.rnn.sizes == [1150, 1150, 400] and network.head.weight is network.embedding.weight
+    assert (model.dropout, model.hidden_dropout, model.input_dropout) == (0.4, 0.25, 0.4)
+    assert (model.embedding_dropout, model.weight_dropout, model.activation_reg) == (0.1, 0.5, 2.0)

@@ -170,3 +170,38 @@ def test_bad_regulariser_settings_are_refused_in_one_line(kwargs, message):
     with pytest.raises(UserError) as error:
         RecurrentNet(V, V, **{"hidden_size": 8, **kwargs})
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_hidden_dropout_is_between_layers_and_dropout_on_the_outputs():
+    """awd's dropouth (between layers) and dropout (on the outputs) are separate settings."""
+    torch.manual_seed(0)
+    tokens = torch.randint(V, (4, 7))
+    only_between = RecurrentNet(V, V, "lstm", 8, num_layers=2, dropout=0.0, hidden_dropout=0.9)
+    none = RecurrentNet(V, V, "lstm", 8, num_layers=2, dropout=0.0, hidden_dropout=0.0)
+    none.load_state_dict(only_between.state_dict())
+    assert only_between.rnn.dropout == 0.9 and none.rnn.dropout == 0.0  # torch's between-layer dropout
+    assert not torch.equal(only_between(tokens)[0], none(tokens)[0])
+    only_output = RecurrentNet(
+        V, V, "lstm", 8, num_layers=2, dropout=0.5, hidden_dropout=0.0, locked_dropout=True
+    )
+    assert isinstance(only_output.rnn, LayerStack) and isinstance(only_output.rnn.between, torch.nn.Identity)
+    inherits = RecurrentNet(V, V, "gru", 8, num_layers=2, dropout=0.3)
+    assert inherits.rnn.dropout == 0.3  # hidden_dropout=null: dropout between layers too, as before
+
+
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_awd_tying_sizes_the_last_layer_to_the_embedding_without_a_projection(num_layers):
+    torch.manual_seed(0)
+    network = RecurrentNet(V, V, "lstm", 16, num_layers=num_layers, embedding_dim=6, tie_weights="last_layer")
+    assert isinstance(network.projection, torch.nn.Identity)
+    assert network.head.weight is network.embedding.weight
+    tokens = torch.randint(V, (2, 5))
+    outputs, state = network(tokens)
+    assert outputs.shape == (2, 5, V)
+    assert state[0].shape == (num_layers, 2, 16 if num_layers > 1 else 6)  # padded to the widest layer
+    if num_layers > 1:
+        assert network.rnn.sizes == [16, 16, 6]
+        # the carried state reads back exactly: two halves with the state passed on equal the whole
+        first, carried = network(tokens[:, :2])
+        second, _ = network(tokens[:, 2:], carried)
+        torch.testing.assert_close(torch.cat([first, second], dim=1), outputs)

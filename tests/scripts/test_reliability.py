@@ -171,5 +171,5 @@ def test_a_model_that_cannot_read_the_data_is_refused_before_anything_runs(workd
     assert result.returncode == 2 and "Traceback" not in output
     line = output.strip().splitlines()[-1]
     assert "model=cnn takes images" in line and "data=timemachine gives token sequences" in line
-    assert line.endswith("with data=timemachine use model=gru|lstm|rnn|rnn_cell|rnn_scratch")
+    assert line.endswith("with data=timemachine use model=awd_lstm|gru|lstm|rnn|rnn_cell|rnn_scratch")
     assert not list(workdir.rglob("*.ckpt")) and not list(workdir.rglob("timemachine.txt"))

@@ -38,6 +38,18 @@ def check_head(head: bool, width: int, output_size: int) -> None:
         )
 
 
+# model.tie_weights: false, true (a projection when the last layer's width differs from the embedding),
+# or last_layer (AWD-LSTM's way: the last layer is sized to the embedding, no projection)
+TIES = {
+    False: False,
+    True: "projection",
+    "false": False,
+    "true": "projection",
+    "projection": "projection",
+    "last_layer": "last_layer",
+}
+
+
 class RecurrentNet(nn.Module):
     """`nn.RNN` / `nn.GRU` / `nn.LSTM` mapping (inputs, state) to (outputs at every step, state).
 
@@ -47,7 +59,9 @@ class RecurrentNet(nn.Module):
 
     The AWD-LSTM regularisers (`rnnlab.models.regularisation`) are settings, all off by default:
     `tie_weights` (the head's weights are the embedding matrix, after a linear projection when the
-    hidden width differs from `embedding_dim`), `embedding_dropout` (whole token rows),
+    hidden width differs from `embedding_dim`; `last_layer`: AWD-LSTM's way, the last layer sized to
+    `embedding_dim`), `hidden_dropout` (between layers, awd's `dropouth`; null: `dropout`, which
+    is always the output's), `embedding_dropout` (whole token rows),
     `input_dropout` (on the embedded inputs), `locked_dropout` (the input, between-layer and output
     dropout keep one mask over all time steps), `weight_dropout` (DropConnect on the hidden-to-hidden
     matrices), and `activation_reg` / `temporal_activation_reg` (AR / TAR, a penalty the task adds to
@@ -67,7 +81,8 @@ class RecurrentNet(nn.Module):
         embedding_dim: int | None = None,
         bidirectional: bool = False,
         head: bool = True,
-        tie_weights: bool = False,
+        tie_weights: bool | str = False,
+        hidden_dropout: float | None = None,
         embedding_dropout: float = 0.0,
         input_dropout: float = 0.0,
         locked_dropout: bool = False,
@@ -86,8 +101,13 @@ class RecurrentNet(nn.Module):
         ):
             if value < 1:
                 raise UserError(f"model.{name}={value} must be positive")
+        tie_weights = TIES.get(tie_weights, tie_weights)
+        if tie_weights not in TIES.values():
+            raise UserError(f"model.tie_weights={tie_weights!r} is unknown; choose false, true or last_layer")
+        between = dropout if hidden_dropout is None else hidden_dropout
         for name, p in (
             ("dropout", dropout),
+            ("hidden_dropout", between),
             ("embedding_dropout", embedding_dropout),
             ("input_dropout", input_dropout),
             ("weight_dropout", weight_dropout),
@@ -108,15 +128,30 @@ class RecurrentNet(nn.Module):
                 "model.tie_weights=true shares the embedding with the output layer, so it needs "
                 f"model.head=true and as many outputs as input tokens (here {output_size} and {input_size})"
             )
-        width = hidden_size * (2 if bidirectional else 1)
+        if tie_weights == "last_layer" and bidirectional:
+            raise UserError(
+                "model.tie_weights=last_layer sizes one direction to the embedding; not bidirectional"
+            )
+        last_size = embedding_dim if tie_weights == "last_layer" else hidden_size
+        width = last_size * (2 if bidirectional else 1)
         check_head(head, width, output_size)
         self.input_size = input_size
         self.embedding = nn.Embedding(input_size, embedding_dim) if embedding_dim else None
         rnn_input = embedding_dim or input_size
-        if locked_dropout and num_layers > 1:
-            # A mask shared over time between layers needs the layers run one at a time.
+        if num_layers == 1 and last_size != hidden_size:
+            hidden_size = last_size  # one layer, sized to the embedding it shares
+        if num_layers > 1 and (locked_dropout or last_size != hidden_size):
+            # A mask shared over time between layers, or layers of different widths, need the layers
+            # run one at a time.
             self.rnn: nn.Module = LayerStack(
-                CELLS[cell], rnn_input, hidden_size, num_layers, dropout, bidirectional
+                CELLS[cell],
+                rnn_input,
+                hidden_size,
+                num_layers,
+                between,
+                bidirectional,
+                last_size,
+                locked_dropout,
             )
         else:
             self.rnn = CELLS[cell](
@@ -125,7 +160,7 @@ class RecurrentNet(nn.Module):
                 num_layers,
                 batch_first=True,
                 # torch applies this dropout between layers only; the output dropout below covers the last one
-                dropout=dropout if num_layers > 1 else 0.0,
+                dropout=between if num_layers > 1 else 0.0,
                 bidirectional=bidirectional,
             )
         dropout_kind = LockedDropout if locked_dropout else nn.Dropout
@@ -134,7 +169,7 @@ class RecurrentNet(nn.Module):
         self.dropout = dropout_kind(dropout) if dropout else nn.Identity()
         self.embedding_dropout, self.weight_dropout = embedding_dropout, weight_dropout
         self.activation_reg, self.temporal_activation_reg = activation_reg, temporal_activation_reg
-        if tie_weights:
+        if tie_weights:  # "last_layer" makes width == embedding_dim: no projection
             self.projection = nn.Linear(width, embedding_dim) if width != embedding_dim else nn.Identity()
             self.head = nn.Linear(embedding_dim, output_size)
             self.head.weight = self.embedding.weight  # one tensor, trained from both ends

@@ -52,11 +52,15 @@ def drop_recurrent_weights(rnn: nn.Module, p: float) -> dict[str, torch.Tensor]:
 
 
 class LayerStack(nn.Module):
-    """`num_layers` single-layer RNNs called in turn, with locked dropout between them.
+    """`num_layers` single-layer RNNs called in turn, with (locked) dropout between them.
 
     Called like a multi-layer `nn.RNN`/`nn.GRU`/`nn.LSTM` (batch first) and with the same state
     layout ([layers × directions, B, H], a pair for the LSTM), so checkpoints and samplers see no
     difference except the parameter names (`layers.0.weight_hh_l0`, ...).
+
+    `last_size` gives the last layer another width (AWD-LSTM sizes it to the embedding, so that the
+    output layer can share the embedding without a projection). The state then keeps one tensor per
+    kind: a narrower layer's rows are zero-padded to the widest, and read back unpadded.
     """
 
     def __init__(
@@ -67,21 +71,25 @@ class LayerStack(nn.Module):
         num_layers: int,
         dropout: float,
         bidirectional: bool,
+        last_size: int | None = None,
+        locked: bool = True,
     ) -> None:
         super().__init__()
         directions = 2 if bidirectional else 1
+        self.sizes = [hidden_size] * (num_layers - 1) + [last_size or hidden_size]
         self.layers = nn.ModuleList(
             cell(
-                input_size if i == 0 else hidden_size * directions,
-                hidden_size,
+                input_size if i == 0 else self.sizes[i - 1] * directions,
+                size,
                 1,
                 batch_first=True,
                 bidirectional=bidirectional,
             )
-            for i in range(num_layers)
+            for i, size in enumerate(self.sizes)
         )
-        self.between = LockedDropout(dropout)
+        self.between = (LockedDropout if locked else nn.Dropout)(dropout) if dropout else nn.Identity()
         self.directions, self.bidirectional, self.hidden_size = directions, bidirectional, hidden_size
+        self.width = max(self.sizes)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         d = self.directions
@@ -93,14 +101,22 @@ class LayerStack(nn.Module):
             if state is None:
                 layer_state = None
             elif paired:
-                layer_state = (state[0][i * d : (i + 1) * d], state[1][i * d : (i + 1) * d])
+                layer_state = tuple(
+                    part[i * d : (i + 1) * d, :, : self.sizes[i]].contiguous() for part in state
+                )
             else:
-                layer_state = state[i * d : (i + 1) * d]
+                layer_state = state[i * d : (i + 1) * d, :, : self.sizes[i]].contiguous()
             x, final = layer(x, layer_state)
             finals.append(final)
         if paired:
-            return x, (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
-        return x, torch.cat(finals)
+            return x, (self._stack([h for h, _ in finals]), self._stack([c for _, c in finals]))
+        return x, self._stack(finals)
+
+    def _stack(self, finals: list[torch.Tensor]) -> torch.Tensor:
+        """The layers' final states as one [layers × directions, B, widest] tensor (zero-padded)."""
+        return torch.cat(
+            [h if h.shape[-1] == self.width else F.pad(h, (0, self.width - h.shape[-1])) for h in finals]
+        )
 
 
 def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, ar: float, tar: float) -> torch.Tensor:
