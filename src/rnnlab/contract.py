@@ -40,6 +40,8 @@ class StreamInputs(TaskInputs):
     carry_state: bool  # whether consecutive training batches continue each other
     # windows side by side in a training loader batch (one optimiser step each)
     windows_per_batch: int = field(default=1, kw_only=True)
+    # whether validation and test carry the state from batch to batch (false: fresh windows)
+    eval_carries_state: bool = field(default=True, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class DataContract(Protocol):
 
     input_kind: ClassVar[InputKind]  # what its batches hold: a network must accept it
     hands_over: ClassVar[type[TaskInputs]]  # the class of `task_inputs()`: a task must take it
+    has_test_split: bool  # false: the run is not tested (a corpus whose protocol has no test block)
 
     def network_sizes(self) -> dict[str, Any]:
         """The sizes the data fixes (input and output widths, classes), given to the network's constructor."""

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rnnlab.data.streams import RandomWindows, SequentialPartition, TokenWindows, WindowGroups
+from rnnlab.data.streams import FreshWindows, RandomWindows, SequentialPartition, TokenWindows, WindowGroups
 from rnnlab.errors import UserError
 
 # Tokens that are their own positions: a batch shows exactly where each row was cut from.
@@ -98,3 +98,25 @@ def test_window_groups_hand_over_the_same_windows_side_by_side(make):
     assert torch.equal(x, torch.cat([s[0] for s in single], dim=1))  # the same windows, in order
     groups.resume_at(epoch=1, batches_done=2)  # counted in groups
     assert torch.equal(batches(groups, epoch=1)[0][0], torch.cat([s[0] for s in single[6:9]], dim=1))
+
+
+@pytest.mark.parametrize(("num_tokens", "window"), [(101, 10), (104, 10), (30, 29)])
+def test_fresh_windows_score_every_token_once_with_at_most_a_window_of_context(num_tokens, window):
+    tokens = torch.arange(num_tokens)
+    sampler = FreshWindows(num_tokens, batch_size=4, window=window)
+    batches = [TokenWindows(tokens)[w] for w in sampler]
+    assert len(batches) == len(sampler)
+    scored = torch.cat([targets.flatten() for _, targets in batches])
+    assert scored.tolist() == list(range(1, num_tokens))  # every target once, in order
+    assert all(inputs.shape[1] <= window and inputs.shape[0] <= 4 for inputs, _ in batches)
+
+
+def test_fresh_windows_shard_batches_over_ranks():
+    shards = [list(FreshWindows(101, 2, 10, rank=r, world_size=2)) for r in range(2)]
+    together = sorted(int(s) for shard in shards for w in shard for s in w.starts)
+    assert together == [int(s) for w in FreshWindows(101, 2, 10) for s in w.starts]
+
+
+def test_a_window_longer_than_the_split_is_refused():
+    with pytest.raises(UserError, match=r"data.eval_num_steps=64 is longer than the 49 tokens"):
+        FreshWindows(50, 4, 64)

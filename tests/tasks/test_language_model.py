@@ -265,3 +265,27 @@ def test_max_steps_stops_at_exactly_that_step_inside_truncated_bptt_pieces(repet
     trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
     trainer.fit(task, datamodule=data)
     assert trainer.global_step == max_steps
+
+
+def test_windowed_validation_scores_fresh_windows_as_a_hand_written_loop_does(repetitive_corpus):
+    """data.eval_mode=windowed: each window of eval_num_steps from a zero state, every token once."""
+    torch.manual_seed(0)
+    data = make_data(repetitive_corpus, batch_size=4, num_steps=12, eval_mode="windowed", eval_num_steps=16)
+    network = RecurrentNet(data.vocab_size, data.vocab_size, "gru", 8)
+    task = make_task(network, data, torch.optim.SGD)
+    trainer = L.Trainer(**QUIET)
+    (result,) = trainer.validate(task, datamodule=data, verbose=False)
+    ids = torch.as_tensor(data.split_tokens["val"].astype("int64"))
+    losses = []
+    network.eval()
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, 16):
+            window = ids[start : min(start + 17, len(ids))]
+            logits, _ = network(window[None, :-1])  # no state: a fresh start
+            losses.append(F.cross_entropy(logits[0], window[1:], reduction="sum"))
+    expected = torch.stack(losses).sum() / (len(ids) - 1)
+    assert result["val/loss"] == pytest.approx(expected.item(), rel=1e-5)
+    (stream,) = L.Trainer(**QUIET).validate(
+        task, datamodule=make_data(repetitive_corpus, batch_size=4, num_steps=12), verbose=False
+    )
+    assert stream["val/loss"] != pytest.approx(result["val/loss"], rel=1e-6)  # the modes differ

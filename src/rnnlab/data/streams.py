@@ -220,3 +220,39 @@ class RandomWindows(_WindowSampler):
         batches = starts[: len(self) * self.batch_size].view(len(self), self.batch_size)
         for batch in batches[self.batches_to_skip() :]:
             yield Window(batch[self.rows], self.num_steps)
+
+
+class FreshWindows(Sampler[Window]):
+    """Evaluation in windows that each start from a fresh state (nanoGPT's protocol, with its
+    `block_size` as `window`): the split cut into consecutive windows of `window` tokens, every token
+    scored once, with at most `window` - 1 tokens of context. Full windows come `batch_size` to a batch;
+    the shorter last one, if any, is a batch of its own. Under data-parallel evaluation each process
+    takes every `world_size`-th batch.
+    """
+
+    def __init__(
+        self, num_tokens: int, batch_size: int, window: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        scored = num_tokens - 1  # the last token is only a target
+        if window > scored:
+            raise UserError(
+                f"data.eval_num_steps={window} is longer than the {scored} tokens the split scores; "
+                "use a shorter window for data.eval_mode=windowed"
+            )
+        self.batch_size, self.window, self.rank, self.world_size = batch_size, window, rank, world_size
+        self.full, self.tail = divmod(scored, window)
+        self.device = torch.device("cpu")
+
+    def _batches(self) -> list[Window]:
+        starts = torch.arange(self.full) * self.window
+        batches = [Window(rows, self.window) for rows in starts.split(self.batch_size)]
+        if self.tail:
+            batches.append(Window(torch.tensor([self.full * self.window]), self.tail))
+        return batches[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[Window]:
+        for window in self._batches():
+            yield Window(window.starts.to(self.device), window.length)

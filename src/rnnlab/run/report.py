@@ -103,9 +103,10 @@ def final_metrics(trainer: L.Trainer, task: Any, fitted: dict[str, Any]) -> dict
     # The monitored metric is reported at its best epoch (the checkpoint tested), not its last.
     if best_path and checkpoint.best_model_score is not None:
         metrics[monitor.replace("/", "_")] = _float(checkpoint.best_model_score)
-    if "bpc" in task.also_reported:  # bits per token: log2 of the perplexity, at the same epochs
+    if "bpc" in task.also_reported:  # nats and bits per token: the perplexity's logarithms, same epochs
         for stage in ("val", "train"):
             ppl = metrics.get(f"{stage}_ppl")
+            metrics[f"{stage}_loss"] = None if ppl is None else math.log(ppl)
             metrics[f"{stage}_bpc"] = None if ppl is None else math.log2(ppl)
     return metrics
 

@@ -84,7 +84,9 @@ def train(cfg: DictConfig) -> float:
         fitted = dict(trainer.callback_metrics)
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
-        if cfg.get("test", True):
+        if cfg.get("test", True) and not datamodule.has_test_split:
+            log.info("no test split (data.splits gives it 0): the run is not tested")
+        elif cfg.get("test", True):
             trainer.test(
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )

@@ -49,7 +49,8 @@ class LanguageModelTask(SequenceTask):
                 stacklevel=2,
             )
         self.vocab = self.inputs.vocab
-        self.also_reported = ("bpc",) if self.inputs.token_kind in ("char", "byte") else ()
+        # char and byte models: the mean cross-entropy in nats per token too (nanoGPT's unit), and bits
+        self.also_reported = ("loss", "bpc") if self.inputs.token_kind in ("char", "byte") else ()
         self.sample_prefix, self.sample_length = sample_prefix, sample_length
         # The token-weighted mean cross-entropy. No NaN check: it would read the value on the host
         # every step (a non-finite training loss is stopped by the task's own guard).
@@ -70,7 +71,11 @@ class LanguageModelTask(SequenceTask):
         if not values:
             return values
         ce = values["loss"]
-        return {"loss": ce, "ppl": ce.exp(), **({"bpc": ce / math.log(2)} if self.also_reported else {})}
+        return {
+            "loss": ce,
+            "ppl": ce.exp(),
+            **({"bpc": ce / math.log(2)} if "bpc" in self.also_reported else {}),
+        }
 
     def step_metrics(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"train/loss": loss, "train/batch_ppl": loss.exp()}

@@ -198,6 +198,7 @@ class SequenceTask(Task):
 
     def evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
-        outputs, self.eval_state = self.network(inputs, self.eval_state)
+        state = self.eval_state if self.inputs.eval_carries_state else None  # fresh windows: from zero
+        outputs, self.eval_state = self.network(inputs, state)
         self.update_metrics(stage, outputs, targets, self.loss(outputs, targets))
         return outputs

@@ -94,7 +94,7 @@ def test_random_sampling_does_not_carry_state(tmp_path: Path):
         ({"batch_size": 0}, "data.batch_size=0 must be positive"),
         ({"num_steps": -3}, "data.num_steps=-3 must be positive"),
         ({"sampling": "shuffled"}, "data.sampling='shuffled' is unknown"),
-        ({"splits": [0.5, 0.5, 0.0]}, "must be three positive fractions"),
+        ({"splits": [0.5, 0.0, 0.5]}, "must be three positive fractions"),
         ({"batch_size": 512, "num_steps": 35}, "too few for batch_size=512"),
         ({"min_freq": 3}, "data.min_freq and data.max_vocab shorten a word vocabulary"),
         ({"tokens": "word", "max_vocab": 2}, "data.max_vocab=2 must be at least 3"),
@@ -179,3 +179,24 @@ def test_pickled_for_spawned_processes_without_the_corpus(tmp_path: Path):
     assert again.vocab == data.vocab and np.array_equal(
         again.split_tokens["train"], data.split_tokens["train"]
     )
+
+
+def test_a_zero_test_fraction_is_nanogpts_split_train_the_first_90_percent_val_the_rest(tmp_path: Path):
+    corpus = tmp_path / "shakespeare.txt"
+    corpus.write_text(TEXT[:5997])  # 0.9 x 5997 = 5397.3: train takes int() of it, as nanoGPT's prepare.py
+    data = make(tmp_path, path=str(corpus), preprocess="raw", splits=[0.9, 0.1, 0.0])
+    assert [len(data.split_tokens[s]) for s in ("train", "val", "test")] == [5397, 600, 0]
+    assert not data.has_test_split
+    assert "".join(data.vocab.tokens[i] for i in data.split_tokens["val"][:20]) == TEXT[5397:5417]
+
+
+def test_windowed_evaluation_is_named_in_the_summary_and_its_window_must_fit(tmp_path: Path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    data = make(tmp_path, path=str(corpus), eval_mode="windowed", eval_num_steps=64)
+    assert data.summary()["eval_mode"] == "windowed" and data.summary()["eval_window"] == 64
+    assert not data.task_inputs().eval_carries_state
+    with pytest.raises(UserError, match="data.eval_num_steps=9999 is longer than"):
+        make(tmp_path, path=str(corpus), eval_mode="windowed", eval_num_steps=9999)
+    with pytest.raises(UserError, match="data.eval_mode='sliding' is unknown"):
+        make(tmp_path, path=str(corpus), eval_mode="sliding")

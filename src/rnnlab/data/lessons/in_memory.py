@@ -54,6 +54,8 @@ class InMemoryData(TrainingPosition, L.LightningDataModule):
         """Keyword arguments that size the network for this data (`input_size`, `output_size`)."""
         raise NotImplementedError
 
+    has_test_split = True  # rnnlab.contract.DataContract
+
     def summary(self) -> dict[str, Any]:
         """Nothing for metrics.json beyond the metrics (`rnnlab.contract.DataContract`)."""
         return {}

@@ -52,6 +52,8 @@ class SineData(TrainingPosition, L.LightningDataModule):
     def network_sizes(self) -> dict[str, int]:
         return {"input_size": 1, "output_size": 1}
 
+    has_test_split = True  # rnnlab.contract.DataContract
+
     def summary(self) -> dict[str, Any]:
         """Nothing for metrics.json beyond the metrics (`rnnlab.contract.DataContract`)."""
         return {}

@@ -15,7 +15,14 @@ from rnnlab.contract import InputKind, TextInputs
 from rnnlab.data.files.download import DataFile
 from rnnlab.data.position import TrainingPosition
 from rnnlab.data.splits import check_fractions, cut
-from rnnlab.data.streams import RandomWindows, SequentialPartition, WindowGroups, shard_of, window_loader
+from rnnlab.data.streams import (
+    FreshWindows,
+    RandomWindows,
+    SequentialPartition,
+    WindowGroups,
+    shard_of,
+    window_loader,
+)
 from rnnlab.data.text.cache import TokenCache, writable
 from rnnlab.data.text.corpus import PREPROCESSING, TOKENS, check_source_path
 from rnnlab.data.text.tokens import encode_file
@@ -25,6 +32,9 @@ from rnnlab.errors import UserError
 log = logging.getLogger(__name__)
 
 SAMPLING = ("sequential", "random")
+# How validation and test score a split: one stream per row with the state carried (every token has
+# all the text before it as context), or windows of eval_num_steps from a fresh state (nanoGPT's).
+EVAL_MODES = ("stream", "windowed")
 # Windows per training loader batch, each its own optimiser step: Lightning's cost per loader batch
 # is then paid once per 8 steps (the parity measurements in the README). The one default.
 WINDOWS_PER_BATCH = 8
@@ -71,6 +81,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         sampling: str = "sequential",
         eval_batch_size: int | None = None,
         eval_num_steps: int = 256,
+        eval_mode: str = "stream",
         eval_max_tokens: int | None = None,
         test_max_tokens: int | None = None,
         cache: bool = True,
@@ -108,6 +119,8 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             )
         if tokens not in TOKENS:
             raise UserError(f"data.tokens={tokens!r} is unknown; choose one of {', '.join(TOKENS)}")
+        if eval_mode not in EVAL_MODES:
+            raise UserError(f"data.eval_mode={eval_mode!r} is unknown; choose one of {', '.join(EVAL_MODES)}")
         if sampling not in SAMPLING:
             raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
         if path is None and filename is None:
@@ -118,12 +131,13 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             preprocess,
             tokens,
             max_tokens,
-            check_fractions(splits),
+            check_fractions(splits, test_may_be_empty=True),
         )
         self.batch_size, self.num_steps, self.sampling, self.seed = batch_size, num_steps, sampling, seed
         self.windows_per_batch = windows_per_batch or WINDOWS_PER_BATCH
         self.min_freq, self.max_vocab = min_freq, max_vocab
         self.eval_batch_size, self.eval_num_steps = eval_batch_size or batch_size, eval_num_steps
+        self.eval_mode = eval_mode
         self.max_scored = {"val": eval_max_tokens, "test": test_max_tokens}
         self.cache = cache
         self.vocab: Vocab | None = None
@@ -188,17 +202,27 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             num_steps=self.num_steps,
             carry_state=self.carries_state,
             windows_per_batch=self.windows_per_batch,
+            eval_carries_state=self.eval_mode == "stream",
             vocab=self.vocab,
             token_kind=self.tokens,
         )
 
-    def summary(self) -> dict[str, int]:
-        """For metrics.json: the held-out tokens scored, where a cap left some out."""
-        return {
+    def summary(self) -> dict[str, Any]:
+        """For metrics.json: how validation and test scored (stream, or windows of n from a fresh
+        state), and the held-out tokens scored, where a cap left some out."""
+        mode = {"eval_mode": self.eval_mode}
+        if self.eval_mode == "windowed":
+            mode["eval_window"] = self.eval_num_steps
+        return mode | {
             f"{split}_tokens_scored": len(self.split_tokens[split])
             for split in ("val", "test")
             if len(self.split_tokens[split]) < self.held_out[split]
         }
+
+    @property
+    def has_test_split(self) -> bool:
+        """False when `data.splits` gives the test block 0 (tiny-shakespeare's nanoGPT split)."""
+        return self.splits[2] > 0
 
     @property
     def carries_state(self) -> bool:
@@ -226,7 +250,8 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         # Build every sampler once now, so a corpus too small for the batch shape fails before training.
         self._train_sampler()
         self._eval_sampler("val")
-        self._eval_sampler("test")
+        if self.has_test_split:
+            self._eval_sampler("test")
         log.info(
             "%s: %d %s tokens, vocab %d%s, train/val/test %s",
             path.name,
@@ -252,8 +277,10 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             )
         return RandomWindows(n, self.batch_size, self.num_steps, self.seed, **shard_of(self.trainer))
 
-    def _eval_sampler(self, split: str) -> SequentialPartition:
+    def _eval_sampler(self, split: str) -> SequentialPartition | FreshWindows:
         n = len(self.split_tokens[split])
+        if self.eval_mode == "windowed":
+            return FreshWindows(n, self.eval_batch_size, self.eval_num_steps, **shard_of(self.trainer))
         if n < self.eval_batch_size + 1:
             raise UserError(
                 f"the {split} split has {n} tokens, too few for {self.eval_batch_size} evaluation streams; "
