@@ -219,6 +219,29 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             if len(self.split_tokens[split]) < self.held_out[split]
         }
 
+    def score_file(self, path: str, split: str) -> dict[str, int]:
+        """Make another text file the `split` to evaluate (`scripts/eval.py path=`): read as the corpus
+        was (`data.preprocess`, `data.tokens`), its symbols mapped into this vocabulary, the unknown
+        ones to `<unk>`. Returns how many tokens will be scored and how many were unknown."""
+        assert self.vocab is not None, "call setup() first"
+        ids, own = encode_file(check_source_path(path), self.preprocess, self.tokens)
+        if self.tokens == "byte":
+            mapped, unknown = ids.astype(np.int64), 0
+        else:
+            mapping = np.array(self.vocab.encode(own.tokens), dtype=np.int64)
+            is_unknown = np.array([token not in self.vocab.index for token in own.tokens])
+            is_unknown[0] = True  # <unk> itself
+            mapped, unknown = mapping[ids], int(is_unknown[ids].sum())
+        if unknown == len(mapped):
+            raise UserError(
+                f"path={path}: none of its {self.tokens} symbols is in the checkpoint's vocabulary "
+                f"({len(self.vocab)} entries, e.g. {' '.join(self.vocab.tokens[1:6])!r}); "
+                "give a text of its kind"
+            )
+        self.split_tokens[split] = mapped
+        self._eval_sampler(split)  # too short for the evaluation's batch shape: one line
+        return {"tokens_scored": len(mapped) - 1, "unknown_tokens": unknown}
+
     @property
     def has_test_split(self) -> bool:
         """False when `data.splits` gives the test block 0 (tiny-shakespeare's nanoGPT split)."""

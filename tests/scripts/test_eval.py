@@ -1,0 +1,122 @@
+"""`scripts/eval.py`: a checkpoint scored without training, as metrics.json scored it, or another way."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlab.errors import UserError
+from rnnlab.run.evaluate import EvalConfig, evaluate
+from tests.conftest import write_repetitive_corpus
+from tests.project import ROOT
+
+pytestmark = pytest.mark.slow  # trains two small runs as subprocesses
+
+
+def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
+    env["RNNLAB_DATA_DIR"] = str(cwd / "data")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """One finished language-model run and one finished tutorial run (the diabetes lesson)."""
+    work = tmp_path_factory.mktemp("eval-runs")
+    corpus = write_repetitive_corpus(work / "corpus.txt")
+    made = {}
+    for name, args in {
+        "lm": [
+            "data=text",
+            f"data.path={corpus}",
+            "data.preprocess=raw",
+            "data.batch_size=4",
+            "data.num_steps=10",
+            "model.hidden_size=16",
+        ],
+        "diabetes": ["experiment=diabetes_mlp"],
+    }.items():
+        done = cli("train.py", *args, "trainer.max_epochs=2", f"hydra.run.dir={work / name}", cwd=work)
+        assert done.returncode == 0, done.stderr[-3000:]
+        made[name] = work / name
+    return made
+
+
+def test_a_checkpoint_scores_what_its_metrics_json_says(runs):
+    for name, metric in (("lm", "test_ppl"), ("diabetes", "test_acc")):
+        recorded = json.loads((runs[name] / "metrics.json").read_text())
+        entry = evaluate(EvalConfig(run=str(runs[name])))
+        assert entry[metric] == pytest.approx(recorded[metric], rel=1e-6), name
+        assert entry["checkpoint"] == recorded["best_checkpoint"]
+
+
+def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs):
+    run = runs["lm"]
+    first = cli("eval.py", f"run={run}", "split=val", "mode=windowed", "window=16", cwd=run.parent)
+    second = cli("eval.py", f"run={run}", "batch_size=1", cwd=run.parent)
+    for done in (first, second):
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+    assert "eval: val loss" in first.stderr and "windowed, windows of 16" in first.stderr
+    assert "eval: test loss" in second.stderr and "stream, 1 per batch" in second.stderr
+    (eval_json,) = run.glob("checkpoints/eval.json")
+    entries = json.loads(eval_json.read_text())
+    assert len(entries) == 2
+    modes = sorted((e["split"], e["eval_mode"], e["batch_size"]) for e in entries.values())
+    assert modes == [("test", "stream", 1), ("val", "windowed", 4)]
+
+
+def test_another_text_is_scored_with_the_checkpoints_vocabulary_and_unknown_symbols_counted(runs, tmp_path):
+    text = tmp_path / "other.txt"
+    text.write_text("the lazy dog jumps over the quick brown fox, twice: ZZ " * 5)
+    entry = evaluate(EvalConfig(run=str(runs["lm"]), path=str(text), batch_size=1))
+    assert entry["unknown_tokens"] > 0 and entry["tokens_scored"] == len(text.read_text()) - 1
+    assert entry["test_ppl"] > 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda runs, tmp: EvalConfig(run=str(tmp)), "is not a run folder"),
+        (lambda runs, tmp: EvalConfig(run=str(empty_run(runs["lm"], tmp))), "has no checkpoint"),
+        (
+            lambda runs, tmp: EvalConfig(
+                run=str(runs["lm"]), ckpt=next(runs["diabetes"].glob("checkpoints/best-*"))
+            ),
+            "was written by a classification task",
+        ),
+        (
+            lambda runs, tmp: EvalConfig(run=str(runs["lm"]), path=str(unknown_text(tmp))),
+            "none of its char symbols",
+        ),
+        (lambda runs, tmp: EvalConfig(run=str(runs["diabetes"]), mode="windowed"), "are for language models"),
+    ],
+)
+def test_bad_input_is_one_line(runs, tmp_path, make, message):
+    with pytest.raises(UserError, match=message):
+        evaluate(make(runs, tmp_path))
+
+
+def empty_run(run: Path, tmp: Path) -> Path:
+    copy = tmp / "no-checkpoints"
+    (copy / ".hydra").mkdir(parents=True)
+    (copy / ".hydra" / "config.yaml").write_text((run / ".hydra" / "config.yaml").read_text())
+    return copy
+
+
+def unknown_text(tmp: Path) -> Path:
+    path = tmp / "unknown.txt"
+    path.write_text("ZQX" * 40)  # the corpus is lower case: none of these is in its vocabulary
+    return path
