@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
@@ -60,6 +60,29 @@ def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
     return callbacks
 
 
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_matmul_precision(trainer: DictConfig) -> DictConfig:
+    """`trainer.matmul_precision` (not a Trainer argument): torch's float32 matmul precision, which
+    Lightning's "Tensor Cores" tip asks for on a GPU (`high`: TF32). The Trainer's config without it."""
+    precision = trainer.get("matmul_precision")
+    if precision is not None and precision not in MATMUL_PRECISIONS:
+        raise UserError(
+            f"trainer.matmul_precision={precision} is unknown; choose one of {', '.join(MATMUL_PRECISIONS)}"
+        )
+    if precision is not None:
+        import torch
+
+        torch.set_float32_matmul_precision(precision)
+    if "matmul_precision" not in trainer:
+        return trainer
+    trainer = trainer.copy()
+    with open_dict(trainer):
+        del trainer["matmul_precision"]
+    return trainer
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer.
 
@@ -82,7 +105,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     callbacks = [*create_callbacks(cfg, task), Throughput(), FollowNewSchedule()]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     in_batches = trainer_settings_in_batches(cfg.trainer, task.steps_per_batch)  # rnnlab.run.step_units
-    trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False, **in_batches)
+    trainer_cfg = set_matmul_precision(cfg.trainer)
+    trainer = create(trainer_cfg, callbacks=callbacks, logger=loggers or False, **in_batches)
     return datamodule, task, trainer
 
 
