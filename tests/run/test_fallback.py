@@ -130,3 +130,15 @@ def test_a_damaged_sweep_command_is_one_line(tmp_path):
     (sweep / "sweep_command.yaml").write_bytes(b"overrides: [model=rnn,")
     with pytest.raises(UserError, match=r"unreadable: .*sweep_command.yaml: ParserError"):
         rewrite_command(["-m", "model=rnn,gru", f"resume={sweep}"])
+
+
+def test_a_lock_names_its_process_by_pid_and_start_time(tmp_path):
+    from rnnlab.run.resume import LOCK, process_start, writer_of
+
+    parent = os.getppid()  # alive, and not this process
+    (tmp_path / LOCK).write_text(f"{parent} {process_start(parent)}\n")
+    assert writer_of(tmp_path) == parent
+    (tmp_path / LOCK).write_text(f"{parent} 1\n")  # the pid was reused, or the lock damaged
+    assert writer_of(tmp_path) is None
+    (tmp_path / LOCK).write_bytes(b"\xff\xfe\x00")
+    assert writer_of(tmp_path) is None

@@ -65,11 +65,27 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def writer_of(run_dir: Path) -> int | None:
-    """The pid of a live process that holds the run's lock, if any (a stale lock is ignored)."""
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, from /proc), which tells it from a later process
+    that got the same pid; None where /proc cannot say."""
     try:
-        pid = int((run_dir / LOCK).read_text().strip())
-    except (OSError, ValueError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lock_text() -> str:
+    """What `run.lock` holds: this process's pid and when it started."""
+    started = process_start(os.getpid())
+    return f"{os.getpid()}" + (f" {started}" if started is not None else "") + "\n"
+
+
+def writer_of(run_dir: Path) -> int | None:
+    """The pid of a live process that holds the run's lock, if any (a stale or unreadable lock is ignored)."""
+    try:
+        fields = (run_dir / LOCK).read_text().split()
+        pid, started = int(fields[0]), int(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
         return None
     if pid == os.getpid():
         return None
@@ -79,6 +95,8 @@ def writer_of(run_dir: Path) -> int | None:
         return None
     except PermissionError:
         return pid  # alive, someone else's
+    if started is not None and process_start(pid) not in (None, started):
+        return None  # the pid now belongs to another process (or the lock was damaged)
     stat = Path(f"/proc/{pid}/stat")
     if stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
         return None  # killed, not yet reaped by its parent

@@ -34,7 +34,7 @@ from rnnlab.run.report import (
     print_summary,
     write_metrics,
 )
-from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
+from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan, lock_text
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def hold_lock(run_dir: Path) -> Path | None:
     if rank_zero_only.rank != 0 or not run_dir.is_dir():
         return None
     lock = run_dir / LOCK
-    lock.write_text(f"{os.getpid()}\n")
+    lock.write_text(lock_text())
     return lock
 
 
