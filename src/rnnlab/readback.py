@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ def reason_of(error: BaseException) -> str:
     """The first line of an error, short enough for a one-line message."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text[:160]}" if text else type(error).__name__
+
+
+def checkpoint_problem(path: Path | str, error: BaseException) -> str:
+    """Why `torch.load` failed on a checkpoint, in words (torch says "Invalid argument" for a cut file)."""
+    size = Path(path).stat().st_size
+    if size == 0:
+        return "empty"
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive, whose index is at its end
+        return f"not a whole checkpoint ({size} bytes, cut short or overwritten)"
+    return reason_of(error)
 
 
 def read_json(path: Path | str, expect: type = dict) -> Any:

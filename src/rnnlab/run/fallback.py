@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnlab.readback import Unreadable, read_overrides, read_yaml, reason_of, set_aside
+from rnnlab.readback import Unreadable, checkpoint_problem, read_overrides, read_yaml, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +33,10 @@ def checkpoint_step(path: Path) -> int:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch.load fails in many ways on a file cut short or overwritten
-        raise Unreadable(path, what_is_wrong(path, error)) from None
+        raise Unreadable(path, checkpoint_problem(path, error)) from None
     if not isinstance(checkpoint, dict) or not {"global_step", "state_dict"} <= checkpoint.keys():
         raise Unreadable(path, "not a Lightning checkpoint (no global_step or state_dict)")
     return int(checkpoint["global_step"])
-
-
-def what_is_wrong(path: Path, error: Exception) -> str:
-    """Why a checkpoint cannot be loaded, in words (torch says "Invalid argument" for a cut file)."""
-    size = path.stat().st_size
-    if size == 0:
-        return "empty"
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive, whose index is at its end
-        return f"not a whole checkpoint ({size} bytes, cut short or overwritten)"
-    return reason_of(error)
 
 
 @dataclass

@@ -67,9 +67,9 @@ def claim_run_folder(args: list[str]) -> list[str]:
 
 def release_unused() -> None:
     """Remove the claimed folder if the run never wrote into it (a config error stopped Hydra)."""
-    for folder in CLAIMED:
+    while CLAIMED:
         with contextlib.suppress(OSError):
-            folder.rmdir()  # only an empty folder
+            CLAIMED.pop().rmdir()  # only an empty folder
 
 
 EVENTS = re.compile(r"events\.out\.tfevents\.(\d+)\.")
