@@ -83,6 +83,13 @@ def test_an_unused_claimed_folder_is_removed_and_a_used_one_kept(tmp_path, froze
     assert not unused.exists() and used.is_dir()
 
 
+def test_a_command_that_never_starts_leaves_no_folders_behind(tmp_path, frozen_clock):
+    root = tmp_path / "outputs"
+    claimed(rewrite_command([f"paths.output_root={root}"]))
+    folders.release_unused()
+    assert not root.exists()
+
+
 def make_run(path: Path, events_time: int | None) -> Path:
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=gru"]))

@@ -17,7 +17,6 @@ Kept free of torch and lightning.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 from datetime import datetime
@@ -53,23 +52,28 @@ def claim_run_folder(args: list[str]) -> list[str]:
         return args
     started = now()
     base = output_root(args) / started.strftime("%Y-%m-%d") / started.strftime("%H-%M-%S")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for number in itertools.count(1):
+    made = [folder for folder in (base.parent, *base.parent.parents) if not folder.exists()]
+    number = 1
+    while True:
         folder = base if number == 1 else base.with_name(f"{base.name}-{number}")
         try:
             folder.mkdir()  # atomic: of processes making the same name at once, one succeeds
         except FileExistsError:
+            number += 1
             continue
-        CLAIMED.append(folder)
+        except FileNotFoundError:  # no date folder yet (or one just removed by a run that never began)
+            base.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        CLAIMED.extend([folder, *made])  # the run's folder, then the folders made for it, innermost first
         return [*args, f"hydra.run.dir={quoted(folder)}"]
-    raise AssertionError("unreachable")
 
 
 def release_unused() -> None:
-    """Remove the claimed folder if the run never wrote into it (a config error stopped Hydra)."""
+    """Remove the claimed folder, and the folders made for it, if the run never wrote into them (a
+    config error stopped Hydra): a command that starts no run leaves nothing behind."""
     while CLAIMED:
         with contextlib.suppress(OSError):
-            CLAIMED.pop().rmdir()  # only an empty folder
+            CLAIMED.pop(0).rmdir()  # only an empty folder
 
 
 EVENTS = re.compile(r"events\.out\.tfevents\.(\d+)\.")

@@ -65,8 +65,9 @@ def train(cfg: DictConfig) -> float:
         continue_tensorboard_run(cfg, resumes[-1]["logged_steps"])
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
-    if plan.lost:  # damaged files the resume set aside and went on without
-        metrics["lost"] = list(plan.lost)
+    lost = [*(plan.previous or {}).get("lost", []), *plan.lost]  # damaged files set aside, now or before
+    if lost:
+        metrics["lost"] = lost
     if resuming:
         metrics["resume_action"] = plan.action  # what `resume=` did here; a sweep's report lists them
     lock = hold_lock(run_dir)
