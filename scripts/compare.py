@@ -3,7 +3,8 @@
     python scripts/compare.py outputs/multirun/2026-11-23/12-00-00 [more run or sweep dirs] [--out DIR]
 
 Finished, failed and still-running runs are all listed (a run without metrics.json shows what its
-TensorBoard events hold so far). Writes comparison.md, comparison.csv and val_ppl.png into --out
+TensorBoard events hold so far); a run with a damaged file is listed as `unreadable: FILE: REASON`
+and left out. Writes comparison.md, comparison.csv and val_ppl.png into --out
 (default: the first directory given).
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from rnnlab.sweeps.comparison import (
     find_runs,
-    load_run,
+    load_runs,
     markdown,
     monitor_of,
     plot_curves,
@@ -45,7 +46,12 @@ def main() -> int:
         )
         return 2
 
-    runs = [load_run(path) for path in run_dirs]
+    runs, unreadable = load_runs(run_dirs)
+    for error in unreadable:  # a damaged run is listed and left out; the others are compared
+        print(error, file=sys.stderr)
+    if not runs:
+        print(f"error: none of the {len(run_dirs)} runs can be read (see above)", file=sys.stderr)
+        return 2
     monitor, mode = monitor_of(runs)
     metric = args.metric or monitor.replace("/", "_")
     runs.sort(key=sort_key(metric, highest_first=args.metric is None and mode == "max"))
@@ -58,7 +64,8 @@ def main() -> int:
     figure = out / f"{monitor.replace('/', '_')}.png"
     plot_curves(runs, figure)
     print(table)
-    print(f"{len(runs)} runs; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {figure}")
+    left_out = f" ({len(unreadable)} unreadable, left out)" if unreadable else ""
+    print(f"{len(runs)} runs{left_out}; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {figure}")
     return 0
 
 

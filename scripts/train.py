@@ -51,11 +51,15 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     from rnnlab.errors import UserError
+    from rnnlab.run.folders import release_unused
     from rnnlab.run.resume import rewrite_command
 
-    try:  # `resume=` picks the run (or sweep) folder, which Hydra must know before it starts
+    try:  # the run's own folder (`resume=`: its earlier one), which Hydra must know before it starts
         sys.argv[1:] = rewrite_command(sys.argv[1:])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    main()
+    try:
+        main()
+    finally:
+        release_unused()  # a config error stopped Hydra before it wrote anything: no empty folder left

@@ -11,11 +11,12 @@ Each experiment runs as `python scripts/train.py experiment=NAME` in its own run
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rnnlab.readback import Unreadable, read_json, reason_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = [
@@ -46,9 +47,17 @@ def summary(run_dir: Path) -> str:
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.exists():
         return "no metrics.json (see the console log)"
-    metrics = json.loads(metrics_file.read_text())
-    if metrics["status"] != "completed":
-        return f"{metrics['status']}: {metrics.get('error', '')}"
+    try:
+        return measured(read_json(metrics_file))
+    except Unreadable as error:
+        return str(error)
+    except (KeyError, TypeError, ValueError) as error:  # parses, but not as a run writes it
+        return str(Unreadable(metrics_file, f"not a run's metrics ({reason_of(error)})"))
+
+
+def measured(metrics: dict) -> str:
+    if metrics.get("status") != "completed":
+        return f"{metrics.get('status')}: {metrics.get('error', '')}"
     name = metrics["monitor"].split("/", 1)[1]
     parts = [f"best val {name} {metrics[f'val_{name}']:.4g}", f"test {name} {metrics[f'test_{name}']:.4g}"]
     if "test_auroc" in metrics:

@@ -11,6 +11,7 @@ from torch import nn
 
 from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
+from rnnlab.readback import checkpoint_problem
 
 NETWORK_PACKAGE = "rnnlab.models."
 
@@ -23,8 +24,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load fails in many ways on a file that is not a checkpoint
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"ckpt={path} is not a readable PyTorch checkpoint ({first_line[:200]})") from None
+        raise UserError(
+            f"ckpt={path} is not a readable PyTorch checkpoint ({checkpoint_problem(path, error)})"
+        ) from None
     if not isinstance(checkpoint, dict) or "rnnlab" not in checkpoint:
         raise UserError(f"ckpt={path} is not an rnnlab checkpoint; give a .ckpt written by scripts/train.py")
     return checkpoint

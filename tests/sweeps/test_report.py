@@ -38,3 +38,14 @@ def test_a_clean_sweep_passes(tmp_path: Path, caplog):
     job(tmp_path, "model=gru", {"status": "completed"})
     SweepReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert "all 1 jobs completed" in caplog.text
+
+
+def test_a_job_with_a_damaged_metrics_file_is_listed_as_unreadable_and_fails_the_sweep(tmp_path, caplog):
+    job(tmp_path, "model=gru", {"status": "completed"})
+    job(tmp_path, "model=rnn", {"status": "completed"})
+    (tmp_path / "model=rnn" / "metrics.json").write_text('{"status": "comp')  # cut short
+    with pytest.raises(SystemExit) as stop:
+        SweepReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert stop.value.code == 1
+    assert "1 of 2 jobs failed (1 unreadable)" in caplog.text
+    assert f"model=rnn: unreadable: {tmp_path / 'model=rnn' / 'metrics.json'}: JSONDecodeError" in caplog.text

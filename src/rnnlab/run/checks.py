@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from rnnlab.contract import task_fits
 from rnnlab.errors import UserError
+from rnnlab.readback import Unreadable, checkpoint_problem
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,12 @@ def check_checkpoint_fits(ckpt_path: str, task: Any) -> None:
     fails on its weights with a long traceback."""
     import torch
 
-    info = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("rnnlab", {})
+    try:
+        info = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("rnnlab", {})
+    except Exception as error:  # cut short, overwritten, not a checkpoint: one line, not a traceback
+        raise Unreadable(
+            ckpt_path, f"not a readable checkpoint ({checkpoint_problem(ckpt_path, error)})"
+        ) from None
     if info.get("task", task.kind) != task.kind:
         raise UserError(
             f"{ckpt_path} was written by a {info['task']} task, but this run trains a {task.kind} task; "

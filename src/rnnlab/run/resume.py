@@ -17,7 +17,7 @@ written. Kept free of torch and lightning.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +25,22 @@ from pathlib import Path
 import yaml
 
 from rnnlab.errors import UserError
+from rnnlab.readback import Unreadable, read_json, read_overrides, read_yaml
+from rnnlab.run.fallback import (
+    checkpoints_newest_first,
+    readable_checkpoint,
+    relative,
+    saved_overrides,
+    set_damage_aside,
+)
+from rnnlab.run.folders import claim_run_folder, output_root, started_at
 from rnnlab.sweeps.naming import SWEEP_COMMAND
 
 # Override keys (or their first part) a resumed run may change; the rest are fixed by its checkpoint.
 RESUMABLE = ("trainer", "scheduler", "callbacks", "logger", "paths", "test", "hydra")
-CHECKPOINTS = ("last.ckpt", "interrupted.ckpt")
 LOCK = "run.lock"
+
+log = logging.getLogger(__name__)
 
 
 def unquote(value: str) -> str:
@@ -53,16 +63,31 @@ def quoted(path: Path | str) -> str:
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    found = [run_dir / "checkpoints" / name for name in CHECKPOINTS]
-    found = [path for path in found if path.is_file()]
-    return max(found, key=lambda path: path.stat().st_mtime) if found else None
+    found = checkpoints_newest_first(run_dir)  # last, interrupted or best-*: readable or not
+    return found[0] if found else None
+
+
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, from /proc), which tells it from a later process
+    that got the same pid; None where /proc cannot say."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lock_text() -> str:
+    """What `run.lock` holds: this process's pid and when it started."""
+    started = process_start(os.getpid())
+    return f"{os.getpid()}" + (f" {started}" if started is not None else "") + "\n"
 
 
 def writer_of(run_dir: Path) -> int | None:
-    """The pid of a live process that holds the run's lock, if any (a stale lock is ignored)."""
+    """The pid of a live process that holds the run's lock, if any (a stale or unreadable lock is ignored)."""
     try:
-        pid = int((run_dir / LOCK).read_text().strip())
-    except (OSError, ValueError):
+        fields = (run_dir / LOCK).read_text().split()
+        pid, started = int(fields[0]), int(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
         return None
     if pid == os.getpid():
         return None
@@ -72,6 +97,8 @@ def writer_of(run_dir: Path) -> int | None:
         return None
     except PermissionError:
         return pid  # alive, someone else's
+    if started is not None and process_start(pid) not in (None, started):
+        return None  # the pid now belongs to another process (or the lock was damaged)
     stat = Path(f"/proc/{pid}/stat")
     if stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
         return None  # killed, not yet reaped by its parent
@@ -90,8 +117,9 @@ def check_not_busy(run_dir: Path, what: str) -> None:
 def rewrite_command(args: list[str]) -> list[str]:
     """The command-line arguments (after the script's name) with `resume=...` made concrete.
 
-    `ckpt_path=last` means `resume=last`. Any other command is returned unchanged, and so is the
-    command of a data-parallel worker, which Lightning starts with the rewritten one.
+    `ckpt_path=last` means `resume=last`. A new run gets a folder of its own (`claim_run_folder`).
+    The command of a data-parallel worker is returned unchanged: Lightning starts it with the
+    rewritten one.
     """
     if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0:
         return args
@@ -99,15 +127,10 @@ def rewrite_command(args: list[str]) -> list[str]:
     if value is None and "ckpt_path=last" in args:
         value = "last"
     if value is None:
-        return args
+        return claim_run_folder(args)  # a new run: a folder of its own, even if others start this second
     options = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-") and key_of(a) not in ("resume", "ckpt_path")]
-    root = Path(
-        next(
-            (unquote(a.split("=", 1)[1]) for a in overrides if key_of(a) == "paths.output_root"),
-            os.environ.get("RNNLAB_OUTPUT_DIR", "outputs"),
-        )
-    )
+    root = output_root(overrides)
     sweep = bool({"-m", "--multirun"} & set(options)) or any(key_of(a) == "hparams_search" for a in overrides)
     if sweep:
         return [*options, *_resume_sweep(value, root, overrides)]
@@ -116,10 +139,10 @@ def rewrite_command(args: list[str]) -> list[str]:
 
 def _resume_run(value: str, root: Path, overrides: list[str]) -> list[str]:
     if value == "last":
-        found = [p.parent.parent for name in CHECKPOINTS for p in root.glob(f"**/checkpoints/{name}")]
+        found = {p.parent.parent for p in root.glob("**/checkpoints/*.ckpt")}
         if not found:
             raise UserError(f"resume=last: no run under {root} has a checkpoint; give a run folder")
-        run_dir = max(found, key=lambda d: newest_checkpoint(d).stat().st_mtime)
+        run_dir = max(found, key=started_at)  # the run started last, whatever its folder's name
     else:
         run_dir = Path(value)
     run_dir = run_dir.resolve()
@@ -147,7 +170,7 @@ def _resume_run(value: str, root: Path, overrides: list[str]) -> list[str]:
     new_keys = {key_of(a) for a in overrides}
     kept = [
         a
-        for a in yaml.safe_load(saved.read_text()) or []
+        for a in saved_overrides(run_dir)
         if key_of(a) not in new_keys and key_of(a) not in ("resume", "ckpt_path", "hydra.run.dir")
     ]
     return [*kept, *overrides, f"hydra.run.dir={quoted(run_dir)}", f"resume={quoted(run_dir)}"]
@@ -163,7 +186,10 @@ def same_as_saved(override: str, run_dir: Path) -> bool:
     if "=" not in override or override.startswith("~"):
         return False
     key, value = key_of(override), override.split("=", 1)[1]
-    saved = [a.lstrip("+") for a in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
+    try:
+        saved = [a.lstrip("+") for a in read_overrides(run_dir / ".hydra" / "overrides.yaml")]
+    except Unreadable:
+        saved = []
     if f"{key}={value}" in saved:
         return True
     runtime = _saved_yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {}).get("runtime", {})
@@ -182,13 +208,12 @@ def same_as_saved(override: str, run_dir: Path) -> bool:
 
 
 def _saved_yaml(path: Path) -> dict:
-    """A run's saved Hydra file as plain data; an absent or unreadable one reads as empty (Hydra's
-    own tags, such as `!!python/object`, are not expected in these files)."""
+    """A run's saved Hydra file as plain data; an absent or unreadable one reads as empty (then the
+    override counts as a change, and a changed fixed setting is refused as before)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return read_yaml(path)
+    except Unreadable:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _resume_sweep(value: str, root: Path, overrides: list[str]) -> list[str]:
@@ -203,7 +228,9 @@ def _resume_sweep(value: str, root: Path, overrides: list[str]) -> list[str]:
     saved = sweep_dir / SWEEP_COMMAND
     if not saved.is_file():
         raise UserError(f"resume={value}: {sweep_dir} is not a sweep folder (no {SWEEP_COMMAND})")
-    before = (yaml.safe_load(saved.read_text()) or {}).get("overrides", [])
+    before = read_yaml(saved).get("overrides") or []
+    if not isinstance(before, list):
+        raise Unreadable(saved, "has no list of overrides")
     task = [a for a in overrides if not key_of(a).startswith(("hydra.", "hydra/"))]  # as Hydra splits them
     if sorted(before) != sorted(task):
         command = " ".join(before) or "no overrides"
@@ -220,6 +247,7 @@ class JobPlan:
     action: str  # "resume", "skip" (completed before), "rerun" (failed before) or "start"
     checkpoint: Path | None = None
     previous: dict | None = None  # the run's metrics.json so far
+    lost: tuple[str, ...] = ()  # damaged files set aside, for the run's metrics.json
 
 
 def job_plan(run_dir: Path, in_sweep: bool) -> JobPlan:
@@ -228,17 +256,29 @@ def job_plan(run_dir: Path, in_sweep: bool) -> JobPlan:
     A single run always resumes from its newest checkpoint (the command line was checked). A sweep
     job skips itself if it completed, starts again if it failed (its error was its own), and
     otherwise resumes from its checkpoint, or starts if it never wrote one.
+
+    Damage is survived where it can be: a checkpoint that cannot be read gives way to the newest one
+    that can (a warning names both), and a `metrics.json` that cannot be read is set aside (renamed)
+    and noted in the new one. Only a single run with no readable checkpoint stops, in one line.
     """
     metrics_file = run_dir / "metrics.json"
-    previous = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    try:
+        previous = read_json(metrics_file) if metrics_file.is_file() else None
+        damaged_metrics = None
+    except Unreadable as error:
+        previous, damaged_metrics = None, error
     status = (previous or {}).get("status")
-    checkpoint = newest_checkpoint(run_dir)
     if in_sweep and status == "completed":
         return JobPlan("skip", None, previous)
     if in_sweep and status == "failed":
         return JobPlan("rerun", None, previous)
-    if checkpoint is None:
-        if in_sweep:
-            return JobPlan("start", None, previous)
-        raise UserError(f"resume: {run_dir} has no checkpoint to resume from")
-    return JobPlan("resume", checkpoint, previous)
+    choice = readable_checkpoint(run_dir)
+    if choice.checkpoint is None and not in_sweep:
+        if not choice.lost:
+            raise UserError(f"resume: {run_dir} has no checkpoint to resume from")
+        problems = "; ".join(f"{relative(e.path, run_dir)}: {e.reason}" for e in choice.lost)
+        raise UserError(f"resume: no checkpoint of {run_dir} can be read ({problems}); start it again")
+    lost = set_damage_aside(run_dir, choice, damaged_metrics)
+    if choice.checkpoint is None:
+        return JobPlan("start", None, previous, tuple(lost))
+    return JobPlan("resume", choice.checkpoint, previous, tuple(lost))

@@ -34,7 +34,7 @@ from rnnlab.run.report import (
     print_summary,
     write_metrics,
 )
-from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
+from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan, lock_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ def train(cfg: DictConfig) -> float:
         continue_tensorboard_run(cfg, resumes[-1]["step"])
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
+    lost = [*(plan.previous or {}).get("lost", []), *plan.lost]  # damaged files set aside, now or before
+    if lost:
+        metrics["lost"] = lost
     if resuming:
         metrics["resume_action"] = plan.action  # what `resume=` did here; a sweep's report lists them
     lock = hold_lock(run_dir)
@@ -129,7 +132,7 @@ def hold_lock(run_dir: Path) -> Path | None:
     if rank_zero_only.rank != 0 or not run_dir.is_dir():
         return None
     lock = run_dir / LOCK
-    lock.write_text(f"{os.getpid()}\n")
+    lock.write_text(lock_text())
     return lock
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from rnnlab.readback import Unreadable, read_json, read_overrides
 
 
 def monitor_of(runs: list[Run]) -> tuple[str, str]:
@@ -75,11 +74,26 @@ def read_curve(run_dir: Path, tag: str = "val/ppl") -> list[tuple[int, float]]:
 
 
 def load_run(run_dir: Path) -> Run:
+    """The run as its files say; `Unreadable` (naming the file) if one of them is damaged."""
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    overrides = list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
+    overrides = read_overrides(overrides_file) if overrides_file.exists() else []
     metrics_file = run_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    return Run(run_dir, overrides or [], metrics, read_curve(run_dir, metrics.get("monitor", "val/ppl")))
+    metrics = read_json(metrics_file) if metrics_file.exists() else {}
+    monitor = metrics.get("monitor", "val/ppl")
+    return Run(
+        run_dir, overrides, metrics, read_curve(run_dir, monitor if isinstance(monitor, str) else "val/ppl")
+    )
+
+
+def load_runs(run_dirs: list[Path]) -> tuple[list[Run], list[Unreadable]]:
+    """The runs that can be read, and what could not be read of the others (they are left out)."""
+    runs, unreadable = [], []
+    for run_dir in run_dirs:
+        try:
+            runs.append(load_run(run_dir))
+        except Unreadable as error:
+            unreadable.append(error)
+    return runs, unreadable
 
 
 def names(runs: list[Run]) -> list[str]:

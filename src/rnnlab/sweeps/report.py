@@ -3,14 +3,14 @@
 A job that fails (a NaN loss, a bad combination, out of memory) records its error in its own
 `metrics.json` and returns NaN, so the launcher goes on with the other jobs. At the end of the sweep
 (and of a resumed sweep, whose jobs record what `resume=` did with them) this callback reads every
-job's `metrics.json` from the sweep directory: that works the same whether
+job's `metrics.json` from the sweep directory (a damaged one is listed as `unreadable: FILE: REASON`
+and fails the status too): that works the same whether
 jobs ran in this process (basic launcher, Optuna) or elsewhere (joblib workers, SLURM jobs). Kept
 free of torch and lightning so that composing configs stays fast.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,21 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from rnnlab.readback import Unreadable, read_json
+
 log = logging.getLogger(__name__)
 
 
 def job_outcomes(sweep_dir: Path) -> dict[Path, dict[str, Any]]:
-    """Each job folder (one with `.hydra/`) under the sweep, with its metrics.json (empty if none)."""
+    """Each job folder (one with `.hydra/`) under the sweep, with its metrics.json (empty if none; a
+    damaged one reads as status `unreadable`, with the reason as its error)."""
     outcomes = {}
     for hydra_dir in sorted(sweep_dir.rglob(".hydra")):
         metrics_file = hydra_dir.parent / "metrics.json"
-        outcomes[hydra_dir.parent] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        try:
+            outcomes[hydra_dir.parent] = read_json(metrics_file) if metrics_file.exists() else {}
+        except Unreadable as error:
+            outcomes[hydra_dir.parent] = {"status": "unreadable", "error": str(error)}
     return outcomes
 
 
@@ -48,7 +54,9 @@ class SweepReport(Callback):
         if not failed:
             log.info("sweep done: all %d jobs completed", len(outcomes))
             return
-        log.error("sweep done: %d of %d jobs failed", len(failed), len(outcomes))
+        unreadable = sum(m.get("status") == "unreadable" for m in failed.values())
+        also = f" ({unreadable} unreadable)" if unreadable else ""
+        log.error("sweep done: %d of %d jobs failed%s", len(failed), len(outcomes), also)
         for job, metrics in failed.items():
             log.error("  %s: %s", job, metrics.get("error", f"status {metrics.get('status', 'unknown')}"))
         raise SystemExit(1)

@@ -62,13 +62,58 @@ def crashed_build(cache: TokenCache) -> None:
     (cache.folder / "meta.json").unlink()  # what a kill between the ids and the metadata leaves
 
 
+def cut_in_half(name: str):
+    def damage(cache: TokenCache) -> None:
+        data = (cache.folder / name).read_bytes()
+        (cache.folder / name).write_bytes(data[: len(data) // 2])
+
+    return damage
+
+
+def garbage(name: str, data: bytes = b"\xff\xfe not what was written \x00"):
+    def damage(cache: TokenCache) -> None:
+        (cache.folder / name).write_bytes(data)
+
+    return damage
+
+
+def deleted(name: str):
+    def damage(cache: TokenCache) -> None:
+        (cache.folder / name).unlink()
+
+    return damage
+
+
+def ids_out_of_range(cache: TokenCache) -> None:
+    size = (cache.folder / "ids.bin").stat().st_size
+    garbage("ids.bin", b"\xff" * size)(cache)  # the recorded length, but no such token
+
+
+def another_vocabulary(cache: TokenCache) -> None:
+    vocab = json.loads((cache.folder / "vocab.json").read_text())
+    vocab["tokens"] = vocab["tokens"][:5]
+    (cache.folder / "vocab.json").write_text(json.dumps(vocab))
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
         (break_ids, "ids.bin is missing or truncated"),
         (other_source, "the source file changed"),
         (other_format, "other settings or an older format"),
-        (crashed_build, None),
+        (crashed_build, "meta.json is unreadable: missing"),
+        (cut_in_half("meta.json"), "meta.json is unreadable: JSONDecodeError"),
+        (garbage("meta.json"), "meta.json is unreadable: UnicodeDecodeError"),
+        (garbage("meta.json", b"[1, 2]"), "meta.json is unreadable: holds a list, not a dict"),
+        (cut_in_half("vocab.json"), "vocab.json is unreadable: JSONDecodeError"),
+        (garbage("vocab.json"), "vocab.json is unreadable: UnicodeDecodeError"),
+        (deleted("vocab.json"), "vocab.json is unreadable: missing"),
+        (garbage("vocab.json", b"{}"), "meta.json or vocab.json does not describe the ids (KeyError"),
+        (another_vocabulary, "vocab.json has 5 tokens, meta.json says"),
+        (cut_in_half("ids.bin"), "ids.bin is missing or truncated"),
+        (garbage("ids.bin"), "ids.bin is missing or truncated"),
+        (deleted("ids.bin"), "ids.bin is missing or truncated"),
+        (ids_out_of_range, "ids.bin holds ids outside the vocabulary"),
     ],
 )
 def test_a_cache_that_does_not_match_is_rebuilt_and_never_used(source, tmp_path, caplog, damage, said):
@@ -76,9 +121,10 @@ def test_a_cache_that_does_not_match_is_rebuilt_and_never_used(source, tmp_path,
     damage(cache)
     caplog.set_level(logging.INFO)
     assert cache.load() is None
-    if said:
-        assert said in caplog.text
-    cache.ensure()
+    assert said in caplog.text
+    caplog.clear()
+    cache.ensure()  # under the lock, one line says why, then it builds
+    assert caplog.text.count("out of date") == 1 and said in caplog.text
     ids, vocab = cache.load()
     expected_ids, expected_vocab = encode_file(source, **SETTINGS)
     assert np.array_equal(ids, expected_ids) and vocab == expected_vocab

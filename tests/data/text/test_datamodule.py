@@ -161,9 +161,9 @@ def test_validation_and_test_can_be_capped_and_the_run_says_so(tmp_path: Path):
     data = make(tmp_path, path=str(corpus), eval_max_tokens=100)
     assert len(data.split_tokens["val"]) == 100 and data.held_out["val"] > 100
     assert len(data.split_tokens["test"]) == data.held_out["test"]  # the test block stays whole
-    assert data.summary() == {"val_tokens_scored": 100}
+    assert data.summary() == {"eval_mode": "stream", "val_tokens_scored": 100}
     capped = make(tmp_path, path=str(corpus), eval_max_tokens=100, test_max_tokens=50)
-    assert capped.summary() == {"val_tokens_scored": 100, "test_tokens_scored": 50}
+    assert capped.summary() == {"eval_mode": "stream", "val_tokens_scored": 100, "test_tokens_scored": 50}
 
 
 def test_pickled_for_spawned_processes_without_the_corpus(tmp_path: Path):

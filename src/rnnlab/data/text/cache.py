@@ -5,8 +5,9 @@ every setting that changes the ids (preprocessing, token kind, `max_tokens`, the
 `ids.bin` (the ids, raw, in the smallest unsigned dtype the vocabulary needs), `vocab.json`, and
 `meta.json`, written last, which records what the ids were made from: the source's size, mtime and
 SHA-1. A cache is used only when `meta.json` matches the source (by size and mtime, else by SHA-1)
-and the settings, and `ids.bin` has the recorded length; anything else (a crashed build, another
-source, other settings, an older format) is rebuilt, with a log line.
+and the settings, `ids.bin` has the recorded length and `vocab.json` the recorded size; anything else
+(a crashed build, another source, other settings, an older format, a file missing, cut short or not
+parsable) is rebuilt under the lock, with a log line that says why.
 
 Builders take an exclusive lock on the cache folder, so processes that start on the same new corpus
 at once (DDP ranks, two runs) build it once: the others wait, then map what the first one wrote.
@@ -31,6 +32,7 @@ from rnnlab.data.files.download import file_digest
 from rnnlab.data.text.tokens import encode_file
 from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
+from rnnlab.readback import Unreadable, read_json, reason_of
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,42 @@ class TokenCache:
         self.folder = Path(root).expanduser() / f"{self.source.stem}-{key[:12]}"
 
     # -- reading --------------------------------------------------------------------------------
-    def load(self) -> tuple[np.ndarray, Vocab] | None:
-        """The mapped ids and the vocabulary, or None (saying why) when there is no valid cache."""
+    def load(self, say_why: bool = True) -> tuple[np.ndarray, Vocab] | None:
+        """The mapped ids and the vocabulary, or None (saying why) when there is no valid cache.
+
+        A cache that cannot be read back (a file missing, cut short, not parsable, or disagreeing with
+        `meta.json`) is out of date like one of other settings: it is built again."""
         meta_file = self.folder / "meta.json"
-        if not meta_file.exists():
-            return None
-        meta = json.loads(meta_file.read_text())
-        problem = self._problem(meta)
+        if not meta_file.exists() and not any(
+            (self.folder / name).exists() for name in ("ids.bin", "vocab.json")
+        ):
+            return None  # never built: `build` says so
+        try:
+            meta = read_json(meta_file)
+            problem = self._problem(meta)
+            if problem is None:
+                vocab = Vocab.from_dict(read_json(self.folder / "vocab.json"))
+                shape = (meta["tokens"],)
+                ids = np.memmap(self.folder / "ids.bin", dtype=meta["dtype"], mode="r", shape=shape)
+                problem = self._mismatch(meta, ids, vocab)
+        except Unreadable as error:
+            problem = f"{error.path.name} is unreadable: {error.reason}"
+        except (KeyError, TypeError, ValueError, OSError) as error:  # parsable, but not what build wrote
+            problem = f"meta.json or vocab.json does not describe the ids ({reason_of(error)})"
         if problem:
-            log.info("token cache %s is out of date (%s); building it again", self.folder, problem)
+            if say_why:
+                log.info("token cache %s is out of date (%s); building it again", self.folder, problem)
             return None
         self._record_mtime(meta)
-        ids = np.memmap(self.folder / "ids.bin", dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
-        return ids, Vocab.from_dict(json.loads((self.folder / "vocab.json").read_text()))
+        return ids, vocab
+
+    def _mismatch(self, meta: dict[str, Any], ids: np.ndarray, vocab: Vocab) -> str | None:
+        """Files that each parse but do not belong together (one of them damaged or from another build)."""
+        if len(vocab) != meta["vocab_size"]:
+            return f"vocab.json has {len(vocab)} tokens, meta.json says {meta['vocab_size']}"
+        if len(ids) and int(ids.max()) >= len(vocab):
+            return "ids.bin holds ids outside the vocabulary"
+        return None
 
     def _problem(self, meta: dict[str, Any]) -> str | None:
         if meta.get("settings") != self.settings:
@@ -98,7 +123,7 @@ class TokenCache:
     def ensure(self) -> tuple[np.ndarray, Vocab]:
         """The mapped ids and vocabulary, built first unless a valid cache exists (another process
         may have just built it)."""
-        loaded = self.load()
+        loaded = self.load(say_why=False)  # the check under the lock says why, once
         if loaded is not None:
             return loaded
         try:

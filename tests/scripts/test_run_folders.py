@@ -1,0 +1,63 @@
+"""Runs started at the same instant each complete in a folder of their own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_repetitive_corpus
+from tests.project import ROOT
+from tests.scripts.test_train import TINY
+
+pytestmark = pytest.mark.slow  # four CLI runs
+
+# scripts/train.py with the clock that names run folders fixed: all four runs start "in one second".
+FROZEN = """
+import datetime, runpy, sys
+import rnnlab.run.folders as folders
+folders.now = lambda: datetime.datetime(2026, 1, 1, 12, 0, 0)
+sys.argv[0] = sys.argv[1]
+del sys.argv[1]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(tmp_path):
+    corpus = write_repetitive_corpus(tmp_path / "corpus.txt")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "RNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    args = [
+        *TINY,
+        f"data.path={corpus}",
+        "data.max_tokens=2000",
+        "debug=fdr",
+        "callbacks.progress.style=lines",
+    ]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FROZEN, str(ROOT / "scripts" / "train.py"), f"seed={seed}", *args],
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed in range(1, 5)
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+    said = sorted(
+        line.split("run dir: ", 1)[1] for out in outputs for line in out.splitlines() if "run dir: " in line
+    )
+    day = work / "outputs" / "2026-01-01"
+    assert said == [str(day / name) for name in ("12-00-00", "12-00-00-2", "12-00-00-3", "12-00-00-4")]
+    seeds = sorted(json.loads((Path(folder) / "metrics.json").read_text())["overrides"][0] for folder in said)
+    assert seeds == ["seed=1", "seed=2", "seed=3", "seed=4"]  # each run wrote its own folder, and only that
+    assert all((Path(folder) / "train.log").read_text().count("Seed set to") == 1 for folder in said)
+    print("\n".join(line for out in outputs for line in out.splitlines() if "run dir: " in line))
