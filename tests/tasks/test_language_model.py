@@ -16,7 +16,7 @@ from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 from rnnlab.tasks.sequence import detach
-from tests.test_configs import compose_train
+from tests.project import compose_train
 
 QUIET = dict(
     accelerator="cpu",
