@@ -72,7 +72,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems += [f"{REAL_HOME_CACHE}: {p}" for p in litter(cache, files_under(REAL_HOME_CACHE))]
     if not problems:
         return
-    shown = "\n  ".join(problems[:30]) + (f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else "")
+    shown = "\n  ".join(problems[:30]) + (
+        f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+    )
     message = f"the tests left files outside their temp dirs (new or changed):\n  {shown}"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -81,7 +83,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
 
 
 # -- every test in temp dirs of its own ------------------------------------------------------------------

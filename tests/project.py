@@ -5,6 +5,7 @@ with a deadline and its output kept in a file that a failure message names."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import select
@@ -203,26 +204,34 @@ class Finished:
     def why(self, characters: int = 3000) -> str:
         """For a failure message: the status, where the whole output is, and its end."""
         output = (self.stdout + self.stderr)[-characters:]
-        return f"exit {self.returncode}; stdout {self.stdout_file}, stderr {self.stderr_file}; ends:\n{output}"
+        return (
+            f"exit {self.returncode}; stdout {self.stdout_file}, stderr {self.stderr_file}; ends:\n{output}"
+        )
 
 
 def stop_group(process: subprocess.Popen) -> None:
     """SIGKILL the child and whatever it started (it runs in its own session)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=60)
 
 
-def run_command(command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> Finished:
+def run_command(
+    command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> Finished:
     """Run `command` to its end, at most `timeout` seconds (then it and its children are killed and the
     test fails naming the output files)."""
     name = Path(command[1]).stem if len(command) > 1 else "child"
     stdout_file, stderr_file = new_output_file(f"{name}-stdout"), new_output_file(f"{name}-stderr")
     with stdout_file.open("w") as out, stderr_file.open("w") as err:
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             process.wait(timeout=timeout)
@@ -284,7 +293,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, child: Child, w
     deadline = time.monotonic() + timeout
     while not condition():
         if child.process.poll() is not None:
-            raise AssertionError(f"the child ended (exit {child.process.returncode}) before {what}; {child.describe()}")
+            raise AssertionError(
+                f"the child ended (exit {child.process.returncode}) before {what}; {child.describe()}"
+            )
         if time.monotonic() > deadline:
             stop_group(child.process)
             raise AssertionError(f"no {what} within {timeout} s; the child was killed; {child.describe()}")
@@ -302,7 +313,9 @@ def read_terminal(master: int, process: subprocess.Popen, timeout: float) -> byt
             stop_group(process)
             kept = new_output_file("terminal")
             kept.write_bytes(bytes(output))
-            raise AssertionError(f"the terminal was still open after {timeout} s; the child was killed; output in {kept}")
+            raise AssertionError(
+                f"the terminal was still open after {timeout} s; the child was killed; output in {kept}"
+            )
         ready, _, _ = select.select([master], [], [], min(left, 1.0))
         if not ready:
             continue

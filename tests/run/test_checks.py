@@ -17,7 +17,10 @@ def test_a_checkpoint_of_this_task_and_network_is_taken(tmp_path):
     path = save(tmp_path / "lm.ckpt")
     saved = torch.load(path, weights_only=True)["rnnlab"]
     this_run = task()
-    assert (saved["task"], saved["network"]) == (this_run.kind, this_run.network_config)  # same task and network
+    assert (saved["task"], saved["network"]) == (
+        this_run.kind,
+        this_run.network_config,
+    )  # same task and network
     assert check_checkpoint_fits(str(path), this_run) is None  # taken: no error
 
 

@@ -28,7 +28,8 @@ QUIET = dict(
 
 
 def make_data(corpus: Path, **kwargs) -> LanguageModelData:
-    data = LanguageModelData(path=str(corpus), **kwargs)
+    """The corpus's datamodule, its token cache in a folder next to it (the test's own)."""
+    data = LanguageModelData(path=str(corpus), data_dir=str(corpus.parent / "data-dir"), **kwargs)
     data.setup("fit")
     return data
 
