@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 import tests.project as project
 from rnnlab.run.console import WARNINGS_TO_IGNORE
@@ -117,6 +118,9 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isola
     with pytest.MonkeyPatch.context() as patch:
         dirs = isolate(root, patch)
         patch.setenv("MPLCONFIGDIR", str(root / "matplotlib"))
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel by processes: one thread each, children too
+            patch.setenv("OMP_NUM_THREADS", "1")
+            torch.set_num_threads(1)
         patch.setattr(project, "CHILD_OUTPUT", root / "child-output")
         project.CHILD_OUTPUT.mkdir()
         yield dirs

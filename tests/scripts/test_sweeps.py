@@ -51,6 +51,7 @@ def sweep(tmp_path_factory) -> tuple[Path, Path]:
     return workdir, sweep_dir
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
     workdir, sweep_dir = sweep
     assert [p.name for p in workdir.iterdir() if p.name != "corpus.txt"] == ["outputs"]
@@ -66,6 +67,7 @@ def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
     assert not list(workdir.rglob("lightning_logs"))
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
     workdir, sweep_dir = sweep
     best = json.loads((sweep_dir / JOBS["gru"] / "metrics.json").read_text())["best_checkpoint"]
@@ -94,6 +96,7 @@ def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
     assert "Restored all states from the checkpoint" in (resumed_dir / "train.log").read_text()
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_path):
     workdir, sweep_dir = sweep
     command = [sys.executable, "scripts/compare.py", str(sweep_dir), "--out", str(tmp_path)]
@@ -115,6 +118,7 @@ def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_
     assert "model=gru" in result.stdout
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_event_files_hold_the_hyperparameters_and_real_final_metrics(sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -149,6 +153,7 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
     _, sweep_dir = sweep
     port = free_port()

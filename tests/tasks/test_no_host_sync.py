@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.run.build import build
 from rnnlab.tasks.base import Task
-from tests.project import compose_train
+from tests.project import compose_train, write_repetitive_corpus
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 SETTINGS = [[], ["data.sampling=random", "task.tbptt_steps=7"]]
@@ -245,13 +245,25 @@ def device_reads(checker: CountsHostReads, allowed: tuple[str, ...]) -> dict[str
     return {where: n for where, n in checker.counter.reads.items() if not any(a in where for a in allowed)}
 
 
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory) -> dict[tuple[str, ...], tuple[CountsHostReads, LanguageModelData]]:
+    """Each setting's run on the CPU with the accelerator path forced, its host reads counted; run once
+    for the tests below (kept on one pytest-xdist worker by their group)."""
+    corpus = write_repetitive_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
+    runs = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        force_the_accelerator_path(monkeypatch)
+        for overrides in SETTINGS:
+            checker = CountsHostReads()
+            datamodule = train_checked(tmp_path_factory.mktemp("run"), corpus, "cpu", overrides, checker)
+            runs[tuple(overrides)] = checker, datamodule
+    return runs
+
+
+@pytest.mark.xdist_group("host-reads")
 @pytest.mark.parametrize("overrides", SETTINGS)
-def test_on_the_cpu_training_steps_between_logging_steps_read_nothing_from_the_device(
-    tmp_path, repetitive_corpus, overrides, monkeypatch
-):
-    force_the_accelerator_path(monkeypatch)
-    checker = CountsHostReads()
-    datamodule = train_checked(tmp_path, repetitive_corpus, "cpu", overrides, checker)
+def test_on_the_cpu_training_steps_between_logging_steps_read_nothing_from_the_device(counted, overrides):
+    checker, datamodule = counted[tuple(overrides)]
     assert checker.checked == 16  # batches 3-20, less the logging steps 10 and 20
     assert isinstance(datamodule.train_dataloader().dataset.tokens, torch.Tensor)  # the device's gather
     reads = device_reads(checker, allowed=(LIGHTNING_PROGRESS_BAR_READ,))
@@ -260,14 +272,13 @@ def test_on_the_cpu_training_steps_between_logging_steps_read_nothing_from_the_d
     )
 
 
+@pytest.mark.xdist_group("host-reads")
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason="Lightning reads the last logged progress-bar values with .item() on every batch",
 )
-def test_lightning_reads_nothing_either(tmp_path, repetitive_corpus, monkeypatch):
-    force_the_accelerator_path(monkeypatch)
-    checker = CountsHostReads()
-    train_checked(tmp_path, repetitive_corpus, "cpu", [], checker)
-    assert checker.checked == 16
+@pytest.mark.parametrize("overrides", SETTINGS)
+def test_lightning_reads_nothing_either(counted, overrides):
+    checker, _ = counted[tuple(overrides)]
     assert not device_reads(checker, allowed=()), dict(checker.counter.reads)
