@@ -1,16 +1,28 @@
-"""Shared test helpers: the config directory, small corpora the tests write, and a local HTTP server."""
+"""Every test runs in temp dirs of its own (HOME, the data and output directories, the working
+directory), and the whole run fails if the suite leaves a file in the repository or in the real
+~/.cache/rnnlab. Fixtures tests share: corpora they write, a working directory, a local HTTP server."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
+import tests.project as project
 from rnnlab.run.console import WARNINGS_TO_IGNORE
+from tests.project import ROOT, write_repetitive_corpus
+
+REAL_HOME_CACHE = Path.home() / ".cache" / "rnnlab"  # read before any test points HOME elsewhere
+# What running the suite itself may leave in the repository (bytecode, the editable install, caches).
+SNAPSHOT = pytest.StashKey[tuple[dict, dict]]()  # (repository, real cache) at the start
+NOT_LITTER = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -20,27 +32,111 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:tensorboard.*")
 
 
-# A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
-PANGRAM = "the quick brown fox jumps over the lazy dog "
+# -- the once-per-run guard: nothing left in the repository or the real cache --------------------------
+def files_under(root: Path, skip: set[str] = frozenset()) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `root` (relative path -> size, mtime), leaving out `skip`'s names."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip and not d.endswith(".egg-info")]
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            try:
+                stat = path.lstat()
+            except FileNotFoundError:
+                continue
+            found[str(path.relative_to(root))] = (0, 0) if name in dirs else (stat.st_size, stat.st_mtime_ns)
+    return found
 
 
-def write_repetitive_corpus(path: Path) -> Path:
-    path.write_text((PANGRAM * 12 + "\n") * 40)
-    return path
+def litter(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    """What is new or changed in `after`."""
+    return sorted(path for path, signature in after.items() if before.get(path) != signature)
+
+
+def is_controller(config: pytest.Config) -> bool:
+    """The process that runs the whole session (not one of pytest-xdist's workers)."""
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if is_controller(session.config):
+        session.config.stash[SNAPSHOT] = (files_under(ROOT, NOT_LITTER), files_under(REAL_HOME_CACHE))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run (exit status 1) if the tests left anything in the repository or the real cache."""
+    if not is_controller(session.config) or SNAPSHOT not in session.config.stash:
+        return
+    repository, cache = session.config.stash[SNAPSHOT]
+    problems = [f"repository: {p}" for p in litter(repository, files_under(ROOT, NOT_LITTER))]
+    problems += [f"{REAL_HOME_CACHE}: {p}" for p in litter(cache, files_under(REAL_HOME_CACHE))]
+    if not problems:
+        return
+    shown = "\n  ".join(problems[:30]) + (
+        f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+    )
+    message = f"the tests left files outside their temp dirs (new or changed):\n  {shown}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "litter", red=True)
+        reporter.write_line(message)
+    else:
+        print(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- every test in temp dirs of its own ------------------------------------------------------------------
+@dataclass
+class Isolated:
+    """The temp dirs a test runs in: HOME, $RNNLAB_DATA_DIR, $RNNLAB_OUTPUT_DIR and the working directory."""
+
+    home: Path
+    data_dir: Path
+    output_dir: Path
+    cwd: Path
+
+
+def isolate(root: Path, patch: pytest.MonkeyPatch) -> Isolated:
+    dirs = Isolated(root / "home", root / "data-dir", root / "outputs", root / "cwd")
+    for folder in (dirs.home, dirs.data_dir, dirs.cwd):
+        folder.mkdir()
+    patch.setenv("HOME", str(dirs.home))
+    patch.setenv("RNNLAB_DATA_DIR", str(dirs.data_dir))
+    patch.setenv("RNNLAB_OUTPUT_DIR", str(dirs.output_dir))
+    patch.delenv("XDG_CACHE_HOME", raising=False)  # would take ~/.cache's place
+    patch.chdir(dirs.cwd)
+    return dirs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
+    """The same for module and session fixtures (they are set up before any test's own dirs), and a
+    folder for children's output files. Matplotlib's font cache is shared by the whole session, so that
+    children do not rebuild it in every test's empty HOME."""
+    root = tmp_path_factory.mktemp("session")
+    with pytest.MonkeyPatch.context() as patch:
+        dirs = isolate(root, patch)
+        patch.setenv("MPLCONFIGDIR", str(root / "matplotlib"))
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel by processes: one thread each, children too
+            patch.setenv("OMP_NUM_THREADS", "1")
+            torch.set_num_threads(1)
+        patch.setattr(project, "CHILD_OUTPUT", root / "child-output")
+        project.CHILD_OUTPUT.mkdir()
+        yield dirs
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Isolated:
+    """Every test gets its own HOME, data directory, output directory and working directory: token
+    caches, downloads and runs, its own and its children's, stay out of the user's ~/.cache/rnnlab and
+    out of the repository."""
+    return isolate(tmp_path_factory.mktemp("isolated"), monkeypatch)
 
 
 @pytest.fixture
 def repetitive_corpus(tmp_path: Path) -> Path:
     return write_repetitive_corpus(tmp_path / "corpus.txt")
-
-
-@pytest.fixture(autouse=True)
-def empty_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets an empty data directory of its own: the token caches that runs write, and any
-    download, stay out of the user's ~/.cache/rnnlab."""
-    folder = tmp_path_factory.mktemp("data-dir")
-    monkeypatch.setenv("RNNLAB_DATA_DIR", str(folder))
-    return folder
 
 
 @pytest.fixture

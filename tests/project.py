@@ -1,8 +1,25 @@
-"""Where the project's files are, and which optional Hydra plugins are installed, for tests that run
-its scripts or compose its configs."""
+"""What the tests share, in one place (test modules import helpers from here, never from each other):
+where the project's files are, the small inputs tests write (a repetitive corpus, synthetic MNIST, a
+language-model checkpoint), composing the configs, and running the scripts as a user does, each child
+with a deadline and its output kept in a file that a failure message names."""
 
+from __future__ import annotations
+
+import contextlib
 import importlib.util
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import lightning as L
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -13,3 +30,304 @@ def plugin_installed(module: str) -> bool:
     return importlib.util.find_spec("hydra_plugins") is not None and (
         importlib.util.find_spec(f"hydra_plugins.{module}") is not None
     )
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+# A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
+PANGRAM = "the quick brown fox jumps over the lazy dog "
+
+
+def write_repetitive_corpus(path: Path) -> Path:
+    path.write_text((PANGRAM * 12 + "\n") * 40)
+    return path
+
+
+def compose_train(*overrides: str, output_dir: str = "/nonexistent/run"):
+    """The train config as scripts/train.py composes it, with this run directory."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
+def checkpoint_vocab():
+    from rnnlab.data.text.vocab import Vocab
+
+    return Vocab.build("the time traveller")
+
+
+def checkpoint_network_config() -> dict:
+    """The network config that `save_language_model` writes (a GRU of 12 over `checkpoint_vocab()`)."""
+    size = len(checkpoint_vocab())
+    return {
+        "_target_": "rnnlab.models.recurrent.RecurrentNet",
+        "input_size": size,
+        "output_size": size,
+        "cell": "gru",
+        "hidden_size": 12,
+    }
+
+
+def save_language_model(path: Path, network=None, **meta) -> Path:
+    """A checkpoint laid out as a run writes it (weights under `network.`, the `rnnlab` entry)."""
+    from rnnlab.models.recurrent import RecurrentNet
+
+    vocab = checkpoint_vocab()
+    network = network or RecurrentNet(len(vocab), len(vocab), "gru", 12)
+    rnnlab = {"task": "language_model", "network": checkpoint_network_config(), "vocab": vocab.to_dict()}
+    state = {f"network.{k}": v for k, v in network.state_dict().items()}
+    torch.save({"state_dict": state, "rnnlab": {**rnnlab, **meta}}, path)
+    return path
+
+
+# Synthetic MNIST: each class is its own stroke figure (ring, bars, diagonals, cross, blob), drawn at a
+# random shift of up to 2 pixels with random brightness and background noise, so the classes are
+# distinct but no two images are the same.
+MNIST_SIDE = 28
+MNIST_MAX_SHIFT = 2
+
+
+def _digit_templates() -> torch.Tensor:
+    """[10, 28, 28] bool: one stroke figure per class."""
+    side = MNIST_SIDE
+    y, x = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    radius = ((y - 13.5) ** 2 + (x - 13.5) ** 2).sqrt()
+    inside = (y >= 5) & (y <= 22) & (x >= 5) & (x <= 22)
+
+    def band(values: torch.Tensor, low: int) -> torch.Tensor:
+        return (values >= low) & (values < low + 3)
+
+    return torch.stack(
+        [
+            (radius >= 6) & (radius < 9),  # 0: ring
+            band(x, 12) & inside,  # 1: vertical bar, centre
+            band(y, 5) & inside,  # 2: horizontal bar, top
+            band(y, 20) & inside,  # 3: horizontal bar, bottom
+            band(x, 5) & inside,  # 4: vertical bar, left
+            band(x, 20) & inside,  # 5: vertical bar, right
+            ((y - x).abs() <= 1) & inside,  # 6: diagonal \
+            ((y + x - 27).abs() <= 1) & inside,  # 7: diagonal /
+            (band(x, 12) | band(y, 12)) & inside,  # 8: cross
+            (y >= 10) & (y < 18) & (x >= 10) & (x < 18),  # 9: filled square
+        ]
+    )
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` uint8 images [n, 28, 28] and their labels [n] (uint8), classes balanced and shuffled."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = (torch.arange(n) % 10)[torch.randperm(n, generator=generator)]
+    strokes = _digit_templates()[labels].float()
+    shifts = torch.randint(-MNIST_MAX_SHIFT, MNIST_MAX_SHIFT + 1, (n, 2), generator=generator)
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        strokes[i] = strokes[i].roll((dy, dx), dims=(0, 1))
+    brightness = torch.randint(160, 256, (n, 1, 1), generator=generator).float()
+    noise = torch.randint(0, 50, (n, MNIST_SIDE, MNIST_SIDE), generator=generator).float()
+    images = (strokes * brightness + noise).clamp(0, 255)
+    return images.to(torch.uint8), labels.to(torch.uint8)
+
+
+def write_mnist(folder: Path, n_train: int = 300, n_test: int = 50, seed: int = 0) -> Path:
+    """Write the four MNIST files (canonical names, gzip IDX) into `folder`; returns `folder`."""
+    from rnnlab.data.files.idx import write_idx
+    from rnnlab.data.lessons.mnist import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    train_images, train_labels = synthetic_digits(n_train, seed)
+    test_images, test_labels = synthetic_digits(n_test, seed + 1)
+    write_idx(folder / TRAIN_IMAGES, train_images)
+    write_idx(folder / TRAIN_LABELS, train_labels)
+    write_idx(folder / TEST_IMAGES, test_images)
+    write_idx(folder / TEST_LABELS, test_labels)
+    return folder
+
+
+class StreamCheck(L.Callback):
+    """Fails the run if a process's row i of batch t+1 does not continue its row i of batch t (added to
+    runs by `+callbacks.stream_check._target_=tests.project.StreamCheck`)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.previous_targets = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        inputs, targets = batch
+        assert inputs.shape[0] == trainer.datamodule.batch_size // trainer.world_size
+        if self.previous_targets is not None:
+            # the last target of a row is the next token of its stream, so the next batch's first input
+            assert torch.equal(self.previous_targets[:, -1], inputs[:, 0]), (
+                f"rank {trainer.global_rank}: stream broken"
+            )
+        self.previous_targets = targets
+
+
+# -- children ---------------------------------------------------------------------------------------
+TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
+# Set by tests/conftest.py (per test process): where children's output files go.
+CHILD_OUTPUT: Path | None = None
+
+
+def child_environment(cwd: Path | None = None, **extra: str) -> dict[str, str]:
+    """This test's environment for a child: HOME, RNNLAB_DATA_DIR and RNNLAB_OUTPUT_DIR in the test's
+    own temp dirs (tests/conftest.py sets them), runs under `<cwd>/outputs`, no Hydra variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYDRA_")}
+    if cwd is not None:
+        env["RNNLAB_OUTPUT_DIR"] = str(Path(cwd) / "outputs")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def new_output_file(name: str) -> Path:
+    """A fresh file for a child's output, in this test process's child-output folder."""
+    folder = CHILD_OUTPUT or Path(tempfile.gettempdir())
+    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=folder)
+    os.close(handle)
+    return Path(path)
+
+
+def tail(path: Path, characters: int = 3000) -> str:
+    return path.read_text(errors="replace")[-characters:] if path.exists() else ""
+
+
+@dataclass
+class Finished:
+    """A child that ran to its end: its exit status and output, and the files that hold the output."""
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_file: Path
+    stderr_file: Path
+
+    def why(self, characters: int = 3000) -> str:
+        """For a failure message: the status, where the whole output is, and its end."""
+        output = (self.stdout + self.stderr)[-characters:]
+        return (
+            f"exit {self.returncode}; stdout {self.stdout_file}, stderr {self.stderr_file}; ends:\n{output}"
+        )
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGKILL the child and whatever it started (it runs in its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def run_command(
+    command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> Finished:
+    """Run `command` to its end, at most `timeout` seconds (then it and its children are killed and the
+    test fails naming the output files)."""
+    name = Path(command[1]).stem if len(command) > 1 else "child"
+    stdout_file, stderr_file = new_output_file(f"{name}-stdout"), new_output_file(f"{name}-stderr")
+    with stdout_file.open("w") as out, stderr_file.open("w") as err:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(process)
+            raise AssertionError(
+                f"{' '.join(command)} ran past its {timeout} s deadline and was killed; "
+                f"stdout {stdout_file}, stderr {stderr_file}; stderr ends:\n{tail(stderr_file)}"
+            ) from None
+    return Finished(
+        command,
+        process.returncode,
+        stdout_file.read_text(errors="replace"),
+        stderr_file.read_text(errors="replace"),
+        stdout_file,
+        stderr_file,
+    )
+
+
+def run(script: str, *args: str, cwd: Path, timeout: float = 300, **env: str) -> Finished:
+    """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
+    command = [sys.executable, str(ROOT / "scripts" / script), *args]
+    return run_command(command, cwd=cwd, timeout=timeout, env=child_environment(cwd, **env))
+
+
+@dataclass
+class Child:
+    """A script still running, its stdout and stderr together in `output_file`."""
+
+    process: subprocess.Popen
+    output_file: Path
+
+    def output(self) -> str:
+        return self.output_file.read_text(errors="replace")
+
+    def describe(self) -> str:
+        return f"output in {self.output_file}; it ends:\n{tail(self.output_file)}"
+
+
+def start(script: str, *args: str, cwd: Path) -> Child:
+    """Start `python scripts/<script> ARGS` in `cwd` in its own session, output to a file."""
+    output_file = new_output_file(Path(script).stem)
+    with output_file.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / script), *args],
+            cwd=cwd,
+            env=child_environment(cwd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Child(process, output_file)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, child: Child, what: str) -> None:
+    """Poll `condition` until it holds. The child ending first, or the deadline passing, fails the
+    test (the child is killed) with a message naming `what` and its output."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if child.process.poll() is not None:
+            raise AssertionError(
+                f"the child ended (exit {child.process.returncode}) before {what}; {child.describe()}"
+            )
+        if time.monotonic() > deadline:
+            stop_group(child.process)
+            raise AssertionError(f"no {what} within {timeout} s; the child was killed; {child.describe()}")
+        time.sleep(0.02)
+
+
+def read_terminal(master: int, process: subprocess.Popen, timeout: float) -> bytes:
+    """Everything a child writes to its pseudo-terminal until it closes it, at most `timeout` seconds
+    (then the child is killed and the test fails with what it wrote so far)."""
+    deadline = time.monotonic() + timeout
+    output = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            stop_group(process)
+            kept = new_output_file("terminal")
+            kept.write_bytes(bytes(output))
+            raise AssertionError(
+                f"the terminal was still open after {timeout} s; the child was killed; output in {kept}"
+            )
+        ready, _, _ = select.select([master], [], [], min(left, 1.0))
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    return bytes(output)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob(".hydra"))

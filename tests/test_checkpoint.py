@@ -4,26 +4,12 @@ import pytest
 import torch
 
 from rnnlab.checkpoint import load_language_model
-from rnnlab.data.text.vocab import Vocab
 from rnnlab.errors import UserError
 from rnnlab.models.recurrent import RecurrentNet
+from tests.project import checkpoint_vocab, compose_train
+from tests.project import save_language_model as save
 
-VOCAB = Vocab.build("the time traveller")
-CONFIG = {
-    "_target_": "rnnlab.models.recurrent.RecurrentNet",
-    "input_size": len(VOCAB),
-    "output_size": len(VOCAB),
-    "cell": "gru",
-    "hidden_size": 12,
-}
-
-
-def save(path: Path, network=None, **meta) -> Path:
-    network = network or RecurrentNet(len(VOCAB), len(VOCAB), "gru", 12)
-    rnnlab = {"task": "language_model", "network": CONFIG, "vocab": VOCAB.to_dict(), **meta}
-    state = {f"network.{k}": v for k, v in network.state_dict().items()}
-    torch.save({"state_dict": state, "rnnlab": rnnlab}, path)
-    return path
+VOCAB = checkpoint_vocab()
 
 
 def test_network_and_vocab_come_back_from_the_checkpoint_alone(tmp_path: Path):
@@ -81,7 +67,6 @@ def test_a_checkpoint_of_an_older_network_class_asks_for_retraining(tmp_path: Pa
 def test_every_checkpoint_a_run_writes_rebuilds_its_network(tmp_path: Path, repetitive_corpus, weights_only):
     """Also the weights-only ones, for which Lightning calls no callback."""
     from rnnlab.run.build import build
-    from tests.test_configs import compose_train
 
     cfg = compose_train(
         "data=text",

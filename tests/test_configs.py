@@ -11,15 +11,10 @@ from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
 from rnnlab.run.build import build, create
 from rnnlab.run.checks import check_model_fits_data
-from tests.project import CONF_DIR, plugin_installed
+from tests.project import CONF_DIR, compose_train, plugin_installed
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
-
-
-def compose_train(*overrides: str, output_dir: str = "/nonexistent/run"):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
 
 
 def test_defaults_follow_the_book():
@@ -66,9 +61,13 @@ def test_every_model_is_sized_by_the_data_it_accepts(model):
 @pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
 def test_every_optimizer_and_scheduler_is_a_partial(optimizer, scheduler):
     cfg = compose_train(f"optimizer={optimizer}", f"scheduler={scheduler}")
-    built = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
-    assert isinstance(built, torch.optim.Optimizer)
-    instantiate(cfg.scheduler)(built)
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    built = instantiate(cfg.optimizer)([parameter])
+    assert isinstance(built, torch.optim.Optimizer) and built.param_groups[0]["params"] == [parameter]
+    assert built.param_groups[0]["lr"] == cfg.optimizer.lr  # the config's settings reach the optimizer
+    schedule = instantiate(cfg.scheduler)(built)
+    kinds = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert isinstance(schedule, kinds) and schedule.optimizer is built  # a scheduler of that optimizer
 
 
 def test_the_override_names_users_type_exist():

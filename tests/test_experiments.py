@@ -14,10 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnlab.run.train import train
-from tests.conftest import write_repetitive_corpus
-from tests.data.lessons.mnist_files import write_mnist
-from tests.project import CONF_DIR
-from tests.test_configs import compose_train
+from tests.project import CONF_DIR, compose_train, write_mnist, write_repetitive_corpus
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("[!_]*.yaml"))
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT
+from tests.project import ROOT, child_environment, run_command
 
 pytestmark = pytest.mark.slow  # subprocesses that train: `pytest -m "not slow"` leaves them out
 
@@ -32,11 +30,10 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(script: str, corpus: Path, out: Path, *options: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env["RNNLAB_DATA_DIR"] = str(corpus.parent)  # never read or download the real corpus
+    env = child_environment(RNNLAB_DATA_DIR=str(corpus.parent))  # never read or download the real corpus
     command = [sys.executable, f"benchmarks/{script}", *options, f"--data-path={corpus}", f"--out={out}"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_command(command, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.why()
     assert out.read_text() in result.stdout  # the table printed is the table written
     return out.read_text()
 
@@ -91,8 +88,8 @@ def test_memory(corpus, tmp_path):
 def test_plain_loop_never_imports_lightning_or_hydra(corpus):
     command = [sys.executable, "-X", "importtime", "benchmarks/plain_loop.py", "--hidden-size=16"]
     options = ["--batch-size=4", "--steps=4", "--warmup=1", f"--data-path={corpus}"]
-    result = subprocess.run([*command, *options], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_command([*command, *options], cwd=ROOT, env=child_environment(), timeout=120)
+    assert result.returncode == 0, result.why()
     assert "tokens/s" in result.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "torch" in imported
@@ -107,10 +104,9 @@ def test_plain_loop_never_imports_lightning_or_hydra(corpus):
 def test_corpus(tmp_path):
     """benchmarks/corpus.py on a 1 MB corpus it generates (and deletes), DDP part included."""
     out = tmp_path / "corpus.md"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     command = [sys.executable, "benchmarks/corpus.py", "--sizes", "1", "--steps", "5", f"--out={out}"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_command(command, cwd=ROOT, env=child_environment(), timeout=300)
+    assert result.returncode == 0, result.why()
     table = out.read_text()
     for kind in ("char (raw)", "char (d2l)", "byte (raw)", "word (raw)"):
         assert row(table, kind)[0] > 0  # MB/s

@@ -14,7 +14,13 @@ QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False
 
 
 def make_task(corpus):
-    data = LanguageModelData(path=str(corpus), batch_size=4, num_steps=10, windows_per_batch=1)
+    data = LanguageModelData(
+        path=str(corpus),
+        data_dir=str(corpus.parent / "data-dir"),
+        batch_size=4,
+        num_steps=10,
+        windows_per_batch=1,
+    )
     data.setup("fit")
     network = RecurrentNet(data.vocab_size, data.vocab_size, "rnn", 8)
     task = LanguageModelTask(

@@ -9,8 +9,7 @@ from rnnlab.errors import UserError
 from rnnlab.models.feedforward import MLP
 from rnnlab.models.vision import InceptionA, InceptionNet, ResidualBlock, ResidualNet, SimpleCNN
 from rnnlab.run.checks import options_fitting
-from tests.data.lessons.mnist_files import write_mnist
-from tests.project import CONF_DIR
+from tests.project import CONF_DIR, write_mnist
 
 MNIST_SIZE = [1, 28, 28]
 NETWORKS = {"cnn": SimpleCNN, "inception": InceptionNet, "resnet": ResidualNet}

@@ -1,18 +1,27 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_checkpoint_fits
-from tests.test_checkpoint import CONFIG, save
+from tests.project import checkpoint_network_config
+from tests.project import save_language_model as save
 
 
 def task(kind: str = "language_model", **network) -> SimpleNamespace:
-    return SimpleNamespace(kind=kind, network_config={**CONFIG, **network})
+    return SimpleNamespace(kind=kind, network_config={**checkpoint_network_config(), **network})
 
 
 def test_a_checkpoint_of_this_task_and_network_is_taken(tmp_path):
-    check_checkpoint_fits(str(save(tmp_path / "lm.ckpt")), task())
+    path = save(tmp_path / "lm.ckpt")
+    saved = torch.load(path, weights_only=True)["rnnlab"]
+    this_run = task()
+    assert (saved["task"], saved["network"]) == (
+        this_run.kind,
+        this_run.network_config,
+    )  # same task and network
+    assert check_checkpoint_fits(str(path), this_run) is None  # taken: no error
 
 
 @pytest.mark.parametrize(

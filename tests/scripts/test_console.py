@@ -10,11 +10,11 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT
-from tests.scripts.test_train import TINY
+from tests.project import ROOT, TINY, child_environment, new_output_file, read_terminal
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
@@ -22,15 +22,15 @@ COLUMNS, ROWS = 160, 50
 LOG_LINE = re.compile(r"\[\d\d:\d\d:\d\d\] ")
 
 
-def run_in_terminal(*args: str, cwd, timeout: float = 300) -> tuple[int, list[str]]:
+def run_in_terminal(*args: str, cwd, timeout: float = 300) -> tuple[int, list[str], Path]:
     """Run train.py with a pseudo-terminal as its stdin, stdout and stderr; return its exit status and
-    the screen's lines after the run (a tall screen, so that nothing scrolls away)."""
+    the screen's lines after the run (a tall screen, so that nothing scrolls away), and the file that
+    holds the raw output. The terminal is read for at most `timeout` seconds."""
     import pyte
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env.update(RNNLAB_DATA_DIR=str(cwd.parent / "no-data-here"), TERM="xterm", COLUMNS=str(COLUMNS))
+    env = child_environment(cwd, TERM="xterm", COLUMNS=str(COLUMNS))
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
         stdin=slave,
@@ -39,26 +39,23 @@ def run_in_terminal(*args: str, cwd, timeout: float = 300) -> tuple[int, list[st
         cwd=cwd,
         env=env,
         close_fds=True,
+        start_new_session=True,
     )
     os.close(slave)
-    output = bytearray()
-    while True:
-        try:
-            chunk = os.read(master, 1 << 16)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(master)
-    status = process.wait(timeout=timeout)
+    try:
+        output = read_terminal(master, process, timeout)
+    finally:
+        os.close(master)
+    status = process.wait(timeout=60)
+    kept = new_output_file("terminal")  # the raw bytes, for a failure message
+    kept.write_bytes(output)
     screen = pyte.Screen(COLUMNS, 2000)
-    pyte.ByteStream(screen).feed(bytes(output))
-    return status, [line.rstrip() for line in screen.display if line.strip()]
+    pyte.ByteStream(screen).feed(output)
+    return status, [line.rstrip() for line in screen.display if line.strip()], kept
 
 
 def test_log_lines_start_their_own_line_and_the_bar_counts_epochs_as_they_do(workdir, repetitive_corpus):
-    status, lines = run_in_terminal(
+    status, lines, raw = run_in_terminal(
         *TINY,
         f"data.path={repetitive_corpus}",
         "data.max_tokens=6000",
@@ -66,9 +63,9 @@ def test_log_lines_start_their_own_line_and_the_bar_counts_epochs_as_they_do(wor
         "callbacks.progress.refresh_rate=1",
         cwd=workdir,
     )
-    assert status == 0, "\n".join(lines[-30:])
+    assert status == 0, f"exit {status}; raw output in {raw}; the screen ends:\n" + "\n".join(lines[-30:])
     logged = [line for line in lines if LOG_LINE.search(line)]
-    assert len(logged) >= 6, "\n".join(lines)
+    assert len(logged) >= 6, f"raw output in {raw}:\n" + "\n".join(lines)
     for line in logged:  # every log line starts at column 0 and holds one log record
         assert LOG_LINE.match(line) and len(LOG_LINE.findall(line)) == 1, line
     assert any("epoch 1 sample:" in line for line in logged) and any("epoch 2/2" in line for line in logged)

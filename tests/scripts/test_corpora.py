@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.scripts.test_train import run, run_dirs
+from tests.project import run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
@@ -16,6 +18,14 @@ SHAKESPEARE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n
 WIKI = (
     '<page>\n  <title>Anarchism</title>\n  <text xml:space="preserve">Anarchism is a [[political philosophy]]'
 )
+
+
+def member_text(name: str, corpus: Path) -> bytes:
+    """What the config should read: the file itself, or the named member of the zip (not readme.txt)."""
+    if corpus.suffix != ".zip":
+        return corpus.read_bytes()
+    with zipfile.ZipFile(corpus) as archive:
+        return archive.read(name)
 
 
 def small_corpus(name: str, folder: Path) -> Path:
@@ -44,8 +54,12 @@ def small_corpus(name: str, folder: Path) -> Path:
     ("name", "tokens", "vocab"),
     [("tinyshakespeare", "char", None), ("text8", "char", None), ("enwik8", "byte", 256)],
 )
-def test_each_corpus_config_trains_offline_on_a_file_of_its_layout(workdir, tmp_path, name, tokens, vocab):
+def test_each_corpus_config_trains_offline_on_a_file_of_its_layout(
+    workdir, tmp_path, isolated, name, tokens, vocab
+):
     corpus = small_corpus(name, tmp_path)
+    if vocab is None:  # raw characters: each distinct one, and <unk>
+        vocab = len(set(member_text(name, corpus).decode())) + 1
     result = run(
         "train.py",
         f"data={name}",
@@ -58,12 +72,13 @@ def test_each_corpus_config_trains_offline_on_a_file_of_its_layout(workdir, tmp_
         "trainer.limit_train_batches=5",
         cwd=workdir,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.why()
     (run_dir,) = run_dirs(workdir / "outputs")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert (
-        metrics["status"] == "completed" and metrics["test_bpc"] > 0 and metrics["val_tokens_scored"] == 200
-    )
+    assert metrics["status"] == "completed" and metrics["val_tokens_scored"] == 200
+    assert 0 < metrics["test_bpc"] == pytest.approx(math.log2(metrics["test_ppl"]), rel=1e-5)
     logged = (run_dir / "train.log").read_text()
-    assert f"{tokens} tokens, vocab {vocab}" in logged if vocab else f"{tokens} tokens, vocab" in logged
+    assert re.search(rf"{tokens} tokens, vocab {vocab}\b", logged), logged  # read from its layout's member
+    assert not [p for p in isolated.data_dir.glob("*") if p.name != "cache"]  # nothing downloaded
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == [corpus.name]  # nor unpacked beside it
     assert "val scored its first 200 tokens only (data.eval_max_tokens)" in logged

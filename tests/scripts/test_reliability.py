@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scripts.test_train import TINY, run
+from tests.project import TINY, run
+from tests.project import save_language_model as save
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
@@ -88,28 +89,46 @@ def test_unknown_choices_list_the_available_ones(workdir):
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir, repetitive_corpus):
+    """Epoch 1 trains at a sane rate and saves its checkpoints; the schedule then multiplies the rate by
+    1e39, so the loss becomes non-finite early in epoch 2."""
+    import torch
+
     result = run(
         "train.py",
         "model=lstm",
         *TINY[:3],
         f"data.path={repetitive_corpus}",
+        "data.max_tokens=4000",
         "optimizer=sgd",
-        "optimizer.lr=1e38",
+        "optimizer.lr=0.1",
         "task.gradient_clip_val=null",
+        "scheduler=cosine",
+        "scheduler._target_=torch.optim.lr_scheduler.ExponentialLR",
+        "~scheduler.T_max",
+        "+scheduler.gamma=1e39",
+        "trainer.max_epochs=3",
         cwd=workdir,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 2 and "Traceback" not in output
-    assert "the loss became" in output and "at step " in output and "optimizer.lr=1e+38" in output
+    assert result.returncode == 2 and "Traceback" not in output, result.why()
+    assert "the loss became" in output and "(epoch 2, batch " in output and "optimizer.lr=1e+38" in output
     (metrics,) = metrics_of(workdir)
     assert metrics["status"] == "failed" and "TrainingDiverged" in metrics["error"]
-    assert not list(workdir.rglob("interrupted.ckpt"))  # no checkpoint of the broken weights
+    (checkpoints,) = workdir.rglob("checkpoints")
+    kept = sorted(p.name for p in checkpoints.iterdir())
+    assert len(kept) == 2 and kept[0].startswith("best-epoch000-") and kept[1] == "last.ckpt", kept
+    steps = set()
+    for name in kept:  # epoch 1's, whole: finite weights at its last step
+        saved = torch.load(checkpoints / name, map_location="cpu", weights_only=True)
+        assert saved["epoch"] == 0 and all(torch.isfinite(w).all() for w in saved["state_dict"].values()), (
+            name
+        )
+        steps.add(saved["global_step"])
+    assert len(steps) == 1 and f"at step {steps.pop() + 1} " not in output  # epoch 2 had a good step first
 
 
 @pytest.fixture
 def language_model_checkpoint(tmp_path: Path) -> Path:
-    from tests.test_checkpoint import save
-
     return save(tmp_path / "lm.ckpt")
 
 
@@ -134,8 +153,6 @@ def test_generate_refuses_bad_requests_in_one_line(
 ):
     import torch
 
-    from tests.test_checkpoint import save
-
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     other = tmp_path / "other.ckpt"
@@ -155,7 +172,7 @@ def test_generate_refuses_bad_requests_in_one_line(
 def test_generate_prints_several_samples_each_starting_with_the_prefix(workdir, language_model_checkpoint):
     args = [f"ckpt={language_model_checkpoint}", "prefix=time", "length=12", "temperature=1", "top_p=0.9"]
     result = run("generate.py", *args, "num_samples=3", "repetition_penalty=1.3", cwd=workdir)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.why()
     lines = result.stdout.splitlines()
     assert lines[0::2] == ["[sample 1]", "[sample 2]", "[sample 3]"]
     assert all(

@@ -14,9 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_repetitive_corpus
-from tests.project import plugin_installed
-from tests.scripts.test_train import TINY, run, run_dirs
+from tests.project import (
+    ROOT,
+    TINY,
+    child_environment,
+    new_output_file,
+    plugin_installed,
+    run,
+    run_command,
+    run_dirs,
+    write_repetitive_corpus,
+)
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
@@ -38,11 +46,12 @@ def sweep(tmp_path_factory) -> tuple[Path, Path]:
         "data.max_tokens=4000",
         cwd=workdir,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.why()
     (sweep_dir,) = {job.parent for job in run_dirs(workdir / "outputs" / "multirun")}
     return workdir, sweep_dir
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
     workdir, sweep_dir = sweep
     assert [p.name for p in workdir.iterdir() if p.name != "corpus.txt"] == ["outputs"]
@@ -58,11 +67,12 @@ def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
     assert not list(workdir.rglob("lightning_logs"))
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
     workdir, sweep_dir = sweep
     best = json.loads((sweep_dir / JOBS["gru"] / "metrics.json").read_text())["best_checkpoint"]
     generated = run("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir)
-    assert generated.returncode == 0, generated.stderr
+    assert generated.returncode == 0, generated.why()
     assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
 
     # resume a job for a third epoch, with a scheduler stepping on validation perplexity; the path has
@@ -79,23 +89,19 @@ def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
         f'ckpt_path="{last}"',
         cwd=workdir,
     )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, resumed.why()
     (resumed_dir,) = [d for d in run_dirs(workdir / "outputs") if "multirun" not in d.parts]
     metrics = json.loads((resumed_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 3
     assert "Restored all states from the checkpoint" in (resumed_dir / "train.log").read_text()
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_path):
     workdir, sweep_dir = sweep
-    result = subprocess.run(
-        [sys.executable, "scripts/compare.py", str(sweep_dir), "--out", str(tmp_path)],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    command = [sys.executable, "scripts/compare.py", str(sweep_dir), "--out", str(tmp_path)]
+    result = run_command(command, cwd=ROOT, timeout=120, env=child_environment())
+    assert result.returncode == 0, result.why()
     with (tmp_path / "comparison.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert sorted(row["run"] for row in rows) == ["model=gru", "model=rnn"]  # shared overrides left out
@@ -112,6 +118,7 @@ def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_
     assert "model=gru" in result.stdout
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_event_files_hold_the_hyperparameters_and_real_final_metrics(sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -146,9 +153,11 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
     _, sweep_dir = sweep
     port = free_port()
+    log = new_output_file("tensorboard").open("w")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -163,8 +172,8 @@ def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
             "--reload_interval",
             "1",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline, runs = time.monotonic() + 90, []
@@ -174,13 +183,16 @@ def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
                 runs = get_json(f"http://127.0.0.1:{port}/data/runs")
             except OSError:
                 continue
-        assert sorted(runs) == sorted(JOBS.values())  # runs named by their overrides
+        assert sorted(runs) == sorted(JOBS.values()), (
+            f"runs {runs}; the server's output: {log.name}"
+        )  # by overrides
         tags = get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
         for name in JOBS.values():
             assert {"val/ppl", "train/loss", "hp/val_ppl"} <= set(tags[name])
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_corpus):
@@ -219,7 +231,7 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
         "trainer.max_epochs=1",
     ]
     result = run("train.py", *command, cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.why()
     assert "Best parameters:" in result.stdout + result.stderr
     (results,) = workdir.rglob("optimization_results.yaml")
     from omegaconf import OmegaConf
@@ -239,7 +251,7 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
 
     # Resumed, the seeded search proposes the same trials again, and both completed: none is repeated.
     again = run("train.py", *command, f"resume={results.parent}", cwd=workdir)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, again.why()
     assert "resume: 2 skipped" in again.stdout + again.stderr
     assert OmegaConf.load(results).best_value == best.best_value
     assert len(list(results.parent.rglob("metrics.json"))) == 2
@@ -270,5 +282,5 @@ def test_cluster_and_parallel_launchers_compose(workdir, plugin, overrides, targ
     if not plugin_installed(plugin):
         pytest.skip(f'{plugin} is not installed: pip install -e ".[cluster]"')
     result = run("train.py", "model=rnn", *overrides, "--cfg", "hydra", cwd=workdir)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.why()
     assert f"_target_: {target}" in result.stdout

@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT
+from tests.project import TINY, run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
-
-TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
-
-
-def run(script: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    # never read or download a real corpus; outside the cwd, which must hold nothing but outputs/
-    env["RNNLAB_DATA_DIR"] = str(cwd.parent / "no-data-here")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def run_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.rglob(".hydra"))
 
 
 def test_fast_dev_run_writes_its_files_into_the_run_dir_and_nothing_else(workdir, repetitive_corpus):
     result = run("train.py", *TINY, f"data.path={repetitive_corpus}", "debug=fdr", cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.why()
     assert [p.name for p in workdir.iterdir()] == ["outputs"]  # no lightning_logs/ or stray files in the cwd
     (run_dir,) = run_dirs(workdir / "outputs")
     assert run_dir.relative_to(workdir / "outputs").parts[0].count("-") == 2  # outputs/<date>/<time>/
@@ -74,12 +50,13 @@ def test_generate_refuses_a_missing_checkpoint(workdir):
         ["experiment=diabetes_mlp"],
     ],
 )
-def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(workdir, overrides):
+def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(workdir, overrides, isolated):
     quick = ["trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
     result = run("train.py", *overrides, *quick, cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.why()
     assert "the copy shipped with rnnlab" in result.stderr + result.stdout
-    data_dir = workdir.parent / "no-data-here"
-    assert not [p for p in data_dir.glob("*") if p.name != "cache"]  # nothing downloaded (tokens cached)
+    assert not [
+        p for p in isolated.data_dir.glob("*") if p.name != "cache"
+    ]  # nothing downloaded (tokens cached)
     (run_dir,) = run_dirs(workdir / "outputs")
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"

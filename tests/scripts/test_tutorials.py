@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from tests.scripts.test_train import run
+from tests.project import run
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
 
 def test_the_table_is_read_back_from_the_runs(workdir):
     result = run("tutorials.py", "hello_rnn", "linear_course", "--out", str(workdir / "t"), cwd=workdir)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 0, result.why()
     table = (workdir / "t" / "tutorials.md").read_text()
     hello, linear = (line for line in table.splitlines() if line.startswith("| `"))
     assert '"ohlol" at the end' in hello and "test acc 1" in hello

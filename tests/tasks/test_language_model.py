@@ -27,10 +27,10 @@ QUIET = dict(
 
 
 def make_data(corpus: Path, **kwargs) -> LanguageModelData:
-    """A datamodule on `corpus`; one window per loader batch unless asked, so that a bare Trainer's
-    batch limits count windows."""
+    """The corpus's datamodule, its token cache in a folder next to it (the test's own); one window
+    per loader batch unless asked, so that a bare Trainer's batch limits count windows."""
     kwargs.setdefault("windows_per_batch", 1)
-    data = LanguageModelData(path=str(corpus), **kwargs)
+    data = LanguageModelData(path=str(corpus), data_dir=str(corpus.parent / "data-dir"), **kwargs)
     data.setup("fit")
     return data
 

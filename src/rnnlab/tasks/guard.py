@@ -52,8 +52,8 @@ class NonFiniteGuard:
                 raise TrainingDiverged(self.describe(step, loss.item()))
             return
         if self._first_bad is None:
-            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._bad_value = torch.zeros((), dtype=loss.dtype, device=loss.device)
+            self._first_bad = loss.new_full((), -1, dtype=torch.long)  # on the loss's device
+            self._bad_value = loss.new_zeros(())
         first = ~torch.isfinite(loss) & (self._first_bad < 0)
         self._first_bad = torch.where(first, step, self._first_bad)
         self._bad_value = torch.where(first, loss, self._bad_value)

@@ -54,7 +54,7 @@ SHIPPED = {"timemachine": "timemachine.txt", "diabetes": "diabetes.csv.gz"}
 
 
 def data_file(name: str, data_dir: Path, **changes) -> DataFile:
-    from tests.test_configs import compose_train
+    from tests.project import compose_train
 
     cfg = compose_train(f"data={name}").data
     content = name == "diabetes"  # its checksum is that of the uncompressed CSV

@@ -11,7 +11,7 @@ from rnnlab.data.files.idx import read_idx, write_idx
 from rnnlab.data.lessons import mnist
 from rnnlab.data.lessons.mnist import FILES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, MNISTData
 from rnnlab.errors import UserError
-from tests.data.lessons.mnist_files import write_mnist
+from tests.project import write_mnist
 
 
 @pytest.fixture

@@ -146,35 +146,68 @@ def test_each_setting_that_changes_the_ids_has_its_own_cache(source, tmp_path):
     assert len(folders) == 4
 
 
-def build_in_another_process(source: str, root: str, record: str) -> None:
-    """`ensure` the cache, with builds that take half a second and leave a line in `record`."""
-    original = TokenCache.build
+def record(path: str, event: str) -> None:
+    with open(path, "a") as file:
+        file.write(f"{event} {os.getpid()} {time.monotonic()}\n")
 
-    def slow_build(self):
-        with open(record, "a") as file:
-            file.write(f"{os.getpid()}\n")
-        time.sleep(0.5)  # so that the other processes arrive while this one builds
-        return original(self)
 
-    TokenCache.build = slow_build  # this process only (forked)
+def events(path: Path) -> list[tuple[str, int, float]]:
+    return [(e, int(pid), float(t)) for e, pid, t in (line.split() for line in path.read_text().splitlines())]
+
+
+def build_in_another_process(source: str, root: str, log: str, processes: int) -> None:
+    """`ensure` the cache, recording when this process asks for the lock, gets it, and builds. A
+    build starts only once every process has asked for the lock, so they all overlap with it."""
+    from contextlib import contextmanager
+
+    original_locked, original_build = TokenCache._locked, TokenCache.build
+
+    @contextmanager
+    def locked(self):
+        record(log, "wants-lock")
+        with original_locked(self):
+            record(log, "has-lock")
+            yield
+
+    def build_once_all_wait(self):
+        deadline = time.monotonic() + 60
+        while sum(e == "wants-lock" for e, _, _ in events(Path(log))) < processes:
+            assert time.monotonic() < deadline, "the other processes never asked for the lock"
+            time.sleep(0.01)
+        record(log, "build-start")
+        result = original_build(self)
+        record(log, "build-end")
+        return result
+
+    TokenCache._locked, TokenCache.build = locked, build_once_all_wait  # this process only (forked)
     TokenCache(Path(source), Path(root), SETTINGS).ensure()
 
 
 def test_processes_starting_on_a_new_corpus_at_once_build_it_once(source, tmp_path):
-    record = tmp_path / "builds.txt"
+    log = tmp_path / "events.txt"
     context = multiprocessing.get_context("fork")
     workers = [
         context.Process(
-            target=build_in_another_process, args=(str(source), str(tmp_path / "cache"), str(record))
+            target=build_in_another_process, args=(str(source), str(tmp_path / "cache"), str(log), 3)
         )
         for _ in range(3)
     ]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(60)
-    assert all(worker.exitcode == 0 for worker in workers)
-    assert len(record.read_text().splitlines()) == 1  # one built it; the others waited, then mapped it
+        worker.join(120)
+    for worker in workers:
+        if worker.exitcode is None:
+            worker.kill()
+    seen = events(log)
+    assert all(worker.exitcode == 0 for worker in workers), seen
+    builds = [(pid, t) for e, pid, t in seen if e == "build-end"]
+    assert len(builds) == 1, seen  # one built it; the others waited, then mapped it
+    (builder, built), *_ = builds
+    waited = {pid: t for e, pid, t in seen if e == "wants-lock" and pid != builder}
+    got = {pid: t for e, pid, t in seen if e == "has-lock" and pid != builder}
+    assert len(waited) == 2 and all(t < built for t in waited.values()), seen  # asked while it built
+    assert len(got) == 2 and all(t > built for t in got.values()), seen  # and got the lock after
     assert TokenCache(source, tmp_path / "cache", SETTINGS).load() is not None
 
 
