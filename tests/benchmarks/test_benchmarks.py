@@ -113,3 +113,26 @@ def test_corpus(tmp_path):
     assert row(table, "The Time Machine")[0] > 0 and row(table, "1 MB, warm cache")[0] > 0
     assert row(table, "1 MB")[0] > 100  # peak RSS, MB
     assert "exit 0, cache built 1 time(s)" in table
+
+
+def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path):
+    out = tmp_path / "quality"
+    options = ["--minutes=0.2", "--val-every=16", f"--out={out}"]
+    tiny = [
+        "data=text",
+        f"data.path={corpus}",
+        "data.batch_size=4",
+        "data.num_steps=10",
+        "model.hidden_size=16",
+    ]
+    command = [sys.executable, "benchmarks/quality.py", *options, *(f"--set={s}" for s in tiny)]
+    result = run_command(
+        command, cwd=ROOT, env=child_environment(RNNLAB_DATA_DIR=str(corpus.parent)), timeout=300
+    )
+    assert result.returncode == 0, result.why()
+    rows = out.with_suffix(".csv").read_text().splitlines()
+    assert rows[0] == "experiment,seed,seconds,characters,step,val_loss" and len(rows) >= 2
+    for row in rows[1:]:
+        _, _, seconds, characters, step, loss = row.split(",")
+        assert float(seconds) > 0 and int(characters) == int(step) * 40 and float(loss) > 0
+    assert out.with_suffix(".png").stat().st_size > 10_000

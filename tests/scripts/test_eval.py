@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rnnlab.errors import UserError
 from rnnlab.run.evaluate import EvalConfig, evaluate
-from tests.conftest import write_repetitive_corpus
-from tests.project import ROOT
+from tests.project import run, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # trains two small runs as subprocesses
-
-
-def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
-    env["RNNLAB_DATA_DIR"] = str(cwd / "data")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +31,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         ],
         "diabetes": ["experiment=diabetes_mlp"],
     }.items():
-        done = cli("train.py", *args, "trainer.max_epochs=2", f"hydra.run.dir={work / name}", cwd=work)
-        assert done.returncode == 0, done.stderr[-3000:]
+        done = run("train.py", *args, "trainer.max_epochs=2", f"hydra.run.dir={work / name}", cwd=work)
+        assert done.returncode == 0, done.why()
         made[name] = work / name
     return made
 
@@ -63,15 +46,15 @@ def test_a_checkpoint_scores_what_its_metrics_json_says(runs):
 
 
 def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs):
-    run = runs["lm"]
-    first = cli("eval.py", f"run={run}", "split=val", "mode=windowed", "window=16", cwd=run.parent)
-    second = cli("eval.py", f"run={run}", "batch_size=1", cwd=run.parent)
+    run_dir = runs["lm"]
+    first = run("eval.py", f"run={run_dir}", "split=val", "mode=windowed", "window=16", cwd=run_dir.parent)
+    second = run("eval.py", f"run={run_dir}", "batch_size=1", cwd=run_dir.parent)
     for done in (first, second):
-        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.returncode == 0, done.why()
         assert "Traceback" not in done.stderr
     assert "eval: val loss" in first.stderr and "windowed, windows of 16" in first.stderr
     assert "eval: test loss" in second.stderr and "stream, 1 per batch" in second.stderr
-    (eval_json,) = run.glob("checkpoints/eval.json")
+    (eval_json,) = run_dir.glob("checkpoints/eval.json")
     entries = json.loads(eval_json.read_text())
     assert len(entries) == 2
     modes = sorted((e["split"], e["eval_mode"], e["batch_size"]) for e in entries.values())
@@ -109,10 +92,10 @@ def test_bad_input_is_one_line(runs, tmp_path, make, message):
         evaluate(make(runs, tmp_path))
 
 
-def empty_run(run: Path, tmp: Path) -> Path:
+def empty_run(run_dir: Path, tmp: Path) -> Path:
     copy = tmp / "no-checkpoints"
     (copy / ".hydra").mkdir(parents=True)
-    (copy / ".hydra" / "config.yaml").write_text((run / ".hydra" / "config.yaml").read_text())
+    (copy / ".hydra" / "config.yaml").write_text((run_dir / ".hydra" / "config.yaml").read_text())
     return copy
 
 
