@@ -26,6 +26,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
             f"data.path={corpus}",
             "data.preprocess=raw",
             "data.batch_size=4",
+            "data.max_tokens=6000",
             "data.num_steps=10",
             "model.hidden_size=16",
         ],
