@@ -161,6 +161,16 @@ class StreamCheck(L.Callback):
         self.previous_targets = targets
 
 
+# A bare Lightning Trainer on the CPU that writes nothing and prints nothing but what a test asks for.
+QUIET_TRAINER = dict(
+    accelerator="cpu",
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
+
+
 # -- children ---------------------------------------------------------------------------------------
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
 # Set by tests/conftest.py (per test process): where children's output files go.

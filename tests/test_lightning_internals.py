@@ -9,13 +9,10 @@ import torch
 from torchmetrics import MeanMetric
 
 from rnnlab import lightning_internals as internals
+from tests.project import QUIET_TRAINER
 
 QUIET = dict(
-    accelerator="cpu",
-    logger=False,
-    enable_checkpointing=False,
-    enable_progress_bar=False,
-    enable_model_summary=False,
+    **QUIET_TRAINER,
     num_sanity_val_steps=0,
     limit_val_batches=0,
 )

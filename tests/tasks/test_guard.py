@@ -12,6 +12,7 @@ from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 from rnnlab.tasks.language_model import LanguageModelTask
+from tests.project import QUIET_TRAINER
 
 BAD_STEP = 5
 
@@ -33,12 +34,8 @@ def run_until_it_breaks(corpus, checkpoints, every_step):
     )
     task.guard.every_step = every_step
     trainer = L.Trainer(
-        accelerator="cpu",
+        **QUIET_TRAINER,
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         log_every_n_steps=1000,  # the deferred flag is not read at a logging step before the checkpoint

@@ -16,14 +16,9 @@ from rnnlab.generation import generate
 from rnnlab.models.recurrent import RecurrentNet
 from rnnlab.tasks.language_model import LanguageModelTask
 from rnnlab.tasks.sequence import detach
+from tests.project import QUIET_TRAINER
 
-QUIET = dict(
-    accelerator="cpu",
-    logger=False,
-    enable_checkpointing=False,
-    enable_progress_bar=False,
-    enable_model_summary=False,
-)
+QUIET = QUIET_TRAINER
 
 
 def make_data(corpus: Path, **kwargs) -> LanguageModelData:
