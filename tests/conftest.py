@@ -21,7 +21,7 @@ from tests.project import ROOT, write_repetitive_corpus
 
 REAL_HOME_CACHE = Path.home() / ".cache" / "rnnlab"  # read before any test points HOME elsewhere
 # What running the suite itself may leave in the repository (bytecode, the editable install, caches).
-SNAPSHOT = pytest.StashKey[tuple[dict, dict]]()  # (repository, real cache) at the start
+SNAPSHOT = pytest.StashKey[tuple[set, set]]()  # (repository, real cache) at the start
 NOT_LITTER = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis"}
 
 
@@ -33,24 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # -- the once-per-run guard: nothing left in the repository or the real cache --------------------------
-def files_under(root: Path, skip: set[str] = frozenset()) -> dict[str, tuple[int, int]]:
-    """Every file and folder under `root` (relative path -> size, mtime), leaving out `skip`'s names."""
-    found = {}
+def files_under(root: Path, skip: set[str] = frozenset()) -> set[str]:
+    """Every file and folder under `root` (relative paths), leaving out `skip`'s names."""
+    found = set()
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in skip and not d.endswith(".egg-info")]
-        for name in [*dirs, *files]:
-            path = Path(folder) / name
-            try:
-                stat = path.lstat()
-            except FileNotFoundError:
-                continue
-            found[str(path.relative_to(root))] = (0, 0) if name in dirs else (stat.st_size, stat.st_mtime_ns)
+        found.update(str((Path(folder) / name).relative_to(root)) for name in [*dirs, *files])
     return found
-
-
-def litter(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
-    """What is new or changed in `after`."""
-    return sorted(path for path, signature in after.items() if before.get(path) != signature)
 
 
 def is_controller(config: pytest.Config) -> bool:
@@ -69,14 +58,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not is_controller(session.config) or SNAPSHOT not in session.config.stash:
         return
     repository, cache = session.config.stash[SNAPSHOT]
-    problems = [f"repository: {p}" for p in litter(repository, files_under(ROOT, NOT_LITTER))]
-    problems += [f"{REAL_HOME_CACHE}: {p}" for p in litter(cache, files_under(REAL_HOME_CACHE))]
+    problems = [f"repository: {p}" for p in sorted(files_under(ROOT, NOT_LITTER) - repository)]
+    problems += [f"{REAL_HOME_CACHE}: {p}" for p in sorted(files_under(REAL_HOME_CACHE) - cache)]
     if not problems:
         return
     shown = "\n  ".join(problems[:30]) + (
         f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
     )
-    message = f"the tests left files outside their temp dirs (new or changed):\n  {shown}"
+    message = f"the tests left new files outside their temp dirs:\n  {shown}"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("=", "litter", red=True)

@@ -179,10 +179,11 @@ CHILD_OUTPUT: Path | None = None
 
 def child_environment(cwd: Path | None = None, **extra: str) -> dict[str, str]:
     """This test's environment for a child: HOME, RNNLAB_DATA_DIR and RNNLAB_OUTPUT_DIR in the test's
-    own temp dirs (tests/conftest.py sets them), runs under `<cwd>/outputs`, no Hydra variables."""
+    own temp dirs (tests/conftest.py sets them), no Hydra variables. Given the child's `cwd` (a temp
+    dir of the test's), runs go where a user's would: `outputs/` in it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYDRA_")}
     if cwd is not None:
-        env["RNNLAB_OUTPUT_DIR"] = str(Path(cwd) / "outputs")
+        env["RNNLAB_OUTPUT_DIR"] = "outputs"  # relative to the child's cwd, as the default is
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -261,7 +262,7 @@ def run_command(
     )
 
 
-def run(script: str, *args: str, cwd: Path, timeout: float = 300, **env: str) -> Finished:
+def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) -> Finished:
     """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
     command = [sys.executable, str(ROOT / "scripts" / script), *args]
     return run_command(command, cwd=cwd, timeout=timeout, env=child_environment(cwd, **env))

@@ -114,7 +114,9 @@ def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir,
     assert "the loss became" in output and "(epoch 2, batch " in output and "optimizer.lr=1e+38" in output
     (metrics,) = metrics_of(workdir)
     assert metrics["status"] == "failed" and "TrainingDiverged" in metrics["error"]
-    (checkpoints,) = workdir.rglob("checkpoints")
+    folders = list(workdir.rglob("checkpoints"))
+    assert len(folders) == 1, f"the run's checkpoints folder: {folders}; {result.why()}"
+    (checkpoints,) = folders
     kept = sorted(p.name for p in checkpoints.iterdir())
     assert len(kept) == 2 and kept[0].startswith("best-epoch000-") and kept[1] == "last.ckpt", kept
     steps = set()

@@ -251,7 +251,8 @@ def device_reads(checker: CountsHostReads, allowed: tuple[str, ...]) -> dict[str
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory) -> dict[tuple[str, ...], tuple[CountsHostReads, bool]]:
     """Each setting's run on the CPU with the accelerator path forced, its host reads counted; run once
-    for the tests below (kept on one pytest-xdist worker by their group)."""
+    for the tests below (kept on one pytest-xdist worker by their group). Also whether the batches
+    were gathered from a tensor, as on an accelerator."""
     corpus = write_repetitive_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
     runs = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -259,11 +260,8 @@ def counted(tmp_path_factory) -> dict[tuple[str, ...], tuple[CountsHostReads, bo
         for overrides in SETTINGS:
             checker = CountsHostReads()
             datamodule = train_checked(tmp_path_factory.mktemp("run"), corpus, "cpu", overrides, checker)
-            # where the batches were gathered from, asked while the accelerator path is still forced
-            runs[tuple(overrides)] = (
-                checker,
-                isinstance(datamodule.train_dataloader().dataset.tokens, torch.Tensor),
-            )
+            gathered_from_a_tensor = isinstance(datamodule.train_dataloader().dataset.tokens, torch.Tensor)
+            runs[tuple(overrides)] = checker, gathered_from_a_tensor
     return runs
 
 
@@ -272,7 +270,7 @@ def counted(tmp_path_factory) -> dict[tuple[str, ...], tuple[CountsHostReads, bo
 def test_on_the_cpu_training_steps_between_logging_steps_read_nothing_from_the_device(counted, overrides):
     checker, gathered_from_a_tensor = counted[tuple(overrides)]
     assert checker.checked == 16  # batches 3-20, less the logging steps 10 and 20
-    assert gathered_from_a_tensor  # the device's gather
+    assert gathered_from_a_tensor  # the accelerator's gather
     reads = device_reads(checker, allowed=(LIGHTNING_PROGRESS_BAR_READ,))
     assert not reads, "host reads of device tensors in quiet steps:\n" + "\n".join(
         f"{n} x {where}" for where, n in reads.items()
