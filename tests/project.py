@@ -309,7 +309,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, child: Child, w
             )
         if time.monotonic() > deadline:
             stop_group(child.process)
-            raise AssertionError(f"no {what} within {timeout} s; the child was killed; {child.describe()}")
+            raise AssertionError(
+                f"waited {timeout} s for {what} in vain; the child was killed; {child.describe()}"
+            )
         time.sleep(0.02)
 
 
