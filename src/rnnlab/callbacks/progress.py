@@ -63,6 +63,17 @@ class EpochLines:
         )
 
 
+def logged_train_metrics(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float] | None:
+    """The training metrics the task logged in the batch just ended, as numbers (None if it logged
+    none then). Read only then, when the host has waited for the device anyway: the task keeps its
+    step metrics off Lightning's progress-bar values, which are read back after every batch."""
+    step, names = getattr(pl_module, "step_logged", None) or (None, ())
+    if step != trainer.global_step:
+        return None
+    logged = trainer.callback_metrics
+    return {name.split("/", 1)[-1]: float(logged[name]) for name in names if name in logged}
+
+
 class StepCount:
     """A mixin for progress callbacks: where the epoch stands, in optimiser steps (the unit of every
     count rnnlab shows; a loader batch may hold several, `rnnlab.run.step_units`)."""
@@ -142,9 +153,13 @@ class BarProgress(StepCount, EpochLines, TQDMProgressBar):
         every = self.refresh_rate
         if bar.disable or not every:
             return
+        logged = logged_train_metrics(trainer, pl_module)
+        if logged:
+            self._shown = {name: f"{value:.4g}" for name, value in logged.items()}
         if done // every > before // every or done >= (bar.total or 0):
             bar.n = done
-            bar.set_postfix(self.get_metrics(trainer, pl_module))  # redraws the bar
+            shown = {**self.get_metrics(trainer, pl_module), **getattr(self, "_shown", {})}
+            bar.set_postfix(shown)  # redraws the bar
 
 
 class LineProgress(StepCount, EpochLines, ProgressBar):
@@ -175,10 +190,12 @@ class LineProgress(StepCount, EpochLines, ProgressBar):
     ) -> None:
         done = self.epoch_steps_done(trainer, pl_module, batch_idx)
         before, self._last_done = self._last_done, done
+        logged = logged_train_metrics(trainer, pl_module)
+        if logged:
+            self._shown = logged
         if not self._enabled or done // self.every_n_steps == before // self.every_n_steps:
             return
-        metrics = self.get_metrics(trainer, pl_module)
-        shown = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items() if k.startswith("train/"))
+        shown = "  ".join(f"{name} {value:.4g}" for name, value in getattr(self, "_shown", {}).items())
         total = self.epoch_steps_total(trainer, pl_module)
         log.info(
             "epoch %d step %d/%s  %s",

@@ -86,6 +86,7 @@ class Task(TrainingStateMixin, L.LightningModule):
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
         self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
         self.guard = NonFiniteGuard(self.diverged)
+        self.step_logged: tuple[int, tuple[str, ...]] | None = None  # (step, names) of the last training log
 
     # -- what subclasses write ------------------------------------------------------------------
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -174,7 +175,7 @@ class Task(TrainingStateMixin, L.LightningModule):
         detached = loss.detach()
         self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
-            self.log_at_step(self.step_metrics(detached), prog_bar=True)
+            self.log_at_step(self.step_metrics(detached))
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
         return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
@@ -191,7 +192,13 @@ class Task(TrainingStateMixin, L.LightningModule):
 
     def log_at_step(self, metrics: dict[str, Any], **kwargs: Any) -> None:
         """`log_dict`, plotted at the optimiser step: a logged `step` is Lightning's x-axis, which would
-        otherwise count loader batches (several optimiser steps each with `data.windows_per_batch`)."""
+        otherwise count loader batches (several optimiser steps each with `data.windows_per_batch`).
+
+        Step metrics are not `prog_bar` values: Lightning turns those into Python numbers after every
+        batch, a host sync on an accelerator. The progress callbacks read them when they are logged.
+        """
+        if self.trainer.training:
+            self.step_logged = (self.global_step, tuple(metrics))
         self.log_dict(metrics, **kwargs)
         self.log_dict({"step": float(self.global_step), "epoch": float(self.current_epoch)})
 

@@ -175,7 +175,7 @@ class SequenceTask(Task):
             self.update_metrics("train", None, targets[:, : sum(lengths)], mean_loss(losses, lengths))
         self.train_state = state
         if self.logs_this_step():
-            self.log_at_step(self.step_metrics(loss), prog_bar=True)
+            self.log_at_step(self.step_metrics(loss))
         return loss
 
     def on_train_epoch_end(self) -> None:
