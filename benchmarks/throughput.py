@@ -36,7 +36,7 @@ def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float
     from omegaconf import open_dict
 
     from rnnlab.callbacks.throughput import Throughput
-    from rnnlab.run.build import create, create_callbacks
+    from rnnlab.run.build import create, create_callbacks, set_matmul_precision
 
     clock = Throughput(warmup_steps=warmup)
     quiet = cfg.copy()
@@ -44,7 +44,7 @@ def rnnlab_tokens_per_s(cfg, datamodule, task, steps: int, warmup: int) -> float
         quiet.callbacks.pop("progress", None)
     loggers = [create(logger) for logger in cfg.logger.values()]
     trainer = create(
-        cfg.trainer,
+        set_matmul_precision(cfg.trainer),
         callbacks=[*create_callbacks(quiet, task), clock],
         logger=loggers,
         max_epochs=1,

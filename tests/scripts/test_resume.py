@@ -13,6 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rnnlab.data.text.datamodule import WINDOWS_PER_BATCH
 from tests.project import TINY, Child, run, start, wait_until, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
@@ -172,7 +173,7 @@ def steps_per_loader_batch(run_dir: Path) -> int:
     """Optimiser steps in one loader batch: its windows, times the pieces of each (no tbptt here)."""
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert config.task.tbptt_steps is None
-    return config.data.windows_per_batch
+    return config.data.windows_per_batch or WINDOWS_PER_BATCH
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])

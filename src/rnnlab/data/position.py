@@ -17,8 +17,6 @@ from typing import Any, Protocol, TypeVar
 
 from torch.utils.data import Dataset, DistributedSampler
 
-from rnnlab.lightning_internals import batches_done_this_epoch
-
 
 class ResumableSampler(Protocol):
     def resume_at(self, epoch: int, batches_done: int) -> None: ...
@@ -53,6 +51,9 @@ class TrainingPosition:
         trainer = self.trainer
         if trainer is None:
             return {}
+        # imported here: the samplers (this module) are used without lightning (benchmarks/plain_loop.py)
+        from rnnlab.lightning_internals import batches_done_this_epoch
+
         return {"epoch": trainer.current_epoch, "batches_done": batches_done_this_epoch(trainer)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
