@@ -17,6 +17,7 @@ from torch.utils.tensorboard.summary import hparams as tensorboard_hparams
 
 from rnnlab.atomic import write_text_atomically
 from rnnlab.run.build import throughput_of
+from rnnlab.run.provenance import as_hyperparameters, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, task: Any) -> None:
     scalar at step 0 (a stray point on every hp/* chart), so the session is written here with the
     metric names only; `log_final_metrics` writes their one real value at the end.
     """
-    hparams = run_hyperparameters(cfg)
+    hparams = {**run_hyperparameters(cfg), **as_hyperparameters(run_identity(cfg, task))}
     names = {f"hp/{name}": math.nan for name in hparam_metrics(task)}
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)  # hparams.yaml; with no metrics, no HPARAMS session
@@ -137,6 +138,9 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         metrics["epochs"],
         metrics["wall_time_s"],
     )
+    if "early_stopped" in metrics:
+        stop = metrics["early_stopped"]
+        log.info("stopped early after epoch %d: %s", stop["epoch"], stop["reason"])
     for split, setting in (("val", "eval_max_tokens"), ("test", "test_max_tokens")):
         if f"{split}_tokens_scored" in metrics:
             log.info(

@@ -24,9 +24,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
+from rnnlab.callbacks.early_stopping import early_stop_record
 from rnnlab.run.build import build
 from rnnlab.run.checks import check_checkpoint_fits, check_settings, in_multirun, resolve_checkpoint
 from rnnlab.run.console import quiet_libraries
+from rnnlab.run.provenance import run_identity
 from rnnlab.run.report import (
     final_metrics,
     log_final_metrics,
@@ -74,6 +76,7 @@ def train(cfg: DictConfig) -> float:
         ckpt_path = str(plan.checkpoint) if plan.checkpoint else resolve_checkpoint(cfg)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
+        metrics.update(run_identity(cfg, task))  # tags, parameter count, code versions
         if ckpt_path:
             check_checkpoint_fits(ckpt_path, task)
         if plan.action != "resume":  # the run's first part wrote its HPARAMS session
@@ -82,13 +85,14 @@ def train(cfg: DictConfig) -> float:
         fitting = True
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fitted = dict(trainer.callback_metrics)
+        stopped = early_stop_record(trainer.callbacks)  # before testing restores the best checkpoint's state
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         if cfg.get("test", True):
             trainer.test(
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
-        metrics.update(final_metrics(trainer, task, fitted))
+        metrics.update(final_metrics(trainer, task, fitted), **stopped)
         metrics.update(datamodule.summary())
     except BaseException as error:
         metrics.update(
