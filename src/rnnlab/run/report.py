@@ -18,6 +18,7 @@ from torch.utils.tensorboard.summary import hparams as tensorboard_hparams
 from rnnlab.atomic import write_text_atomically
 from rnnlab.run.build import throughput_of
 from rnnlab.run.provenance import as_hyperparameters, run_identity
+from rnnlab.tracking.mlflow import params_for
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, task: Any) -> None:
     hparams = {**run_hyperparameters(cfg), **as_hyperparameters(run_identity(cfg, task))}
     names = {f"hp/{name}": math.nan for name in hparam_metrics(task)}
     for logger in trainer.loggers:
-        logger.log_hyperparams(hparams)  # hparams.yaml; with no metrics, no HPARAMS session
+        # hparams.yaml; with no metrics, no HPARAMS session (MLflow: the whole config as params)
+        logger.log_hyperparams(params_for(logger, cfg, hparams))
         if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
             writer = logger.experiment.file_writer
             for summary in tensorboard_hparams(hparams, names):  # experiment, session start, session end

@@ -37,6 +37,7 @@ from rnnlab.run.report import (
     write_metrics,
 )
 from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
+from rnnlab.tracking.mlflow import continue_mlflow_run, log_final_to_mlflow, mlflow_record
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def train(cfg: DictConfig) -> float:
         metrics["resumes"] = resumes
         log.info("resuming %s from %s (step %d)", run_dir, plan.checkpoint.name, resumes[-1]["step"])
         continue_tensorboard_run(cfg, resumes[-1]["step"])
+        continue_mlflow_run(cfg, plan.previous)
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
     if resuming:
@@ -76,7 +78,7 @@ def train(cfg: DictConfig) -> float:
         ckpt_path = str(plan.checkpoint) if plan.checkpoint else resolve_checkpoint(cfg)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
-        metrics.update(run_identity(cfg, task))  # tags, parameter count, code versions
+        metrics.update(run_identity(cfg, task), **mlflow_record(cfg, trainer))  # what the run is
         if ckpt_path:
             check_checkpoint_fits(ckpt_path, task)
         if plan.action != "resume":  # the run's first part wrote its HPARAMS session
@@ -109,6 +111,7 @@ def train(cfg: DictConfig) -> float:
             lock.unlink(missing_ok=True)
 
     log_final_metrics(trainer, task, metrics)
+    log_final_to_mlflow(trainer, metrics)
     if rank_zero_only.rank == 0:
         print_summary(metrics, task)
     return objective(metrics)
