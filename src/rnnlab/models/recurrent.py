@@ -89,6 +89,7 @@ class RecurrentNet(nn.Module):
         weight_dropout: float = 0.0,
         activation_reg: float = 0.0,
         temporal_activation_reg: float = 0.0,
+        init_range: float | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -176,6 +177,9 @@ class RecurrentNet(nn.Module):
         else:
             self.projection = nn.Identity()
             self.head = nn.Linear(width, output_size) if head else nn.Identity()
+        if init_range:  # Zaremba et al. 2014: every weight and bias drawn from U(-r, r)
+            for parameter in self.parameters():
+                nn.init.uniform_(parameter, -init_range, init_range)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """Token ids [B, T] -> vectors [B, T, E] (one-hot or learned); feature sequences pass through."""
