@@ -106,8 +106,11 @@ def group_rows(groups: list[Group], metrics: tuple[str, ...]) -> list[dict[str, 
     for group in groups:
         row: dict[str, Any] = {"run": group.label, "status": group.status, "n": group.n}
         for name in metrics:
-            row[name] = group.mean(name) if group.n > 1 else group.runs[0].value(name)
-            row[f"{name}_sd"] = group.sd(name)
+            values = [run.value(name) for run in group.runs]
+            if group.n == 1 or (len(set(values)) == 1 and isinstance(values[0], int)):
+                row[name], row[f"{name}_sd"] = values[0], None  # one run, or a count all runs share
+            else:
+                row[name], row[f"{name}_sd"] = group.mean(name), group.sd(name)
         rows.append(row)
     return rows
 
