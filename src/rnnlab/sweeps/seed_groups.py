@@ -77,11 +77,13 @@ def group_runs(runs: list[Run], by_seed: bool = True) -> list[Group]:
         for run in runs:
             found.setdefault(settings_of(run), Group(settings_of(run), [])).runs.append(run)
         groups = list(found.values())
-    shared = set.intersection(*(set(g.settings) for g in groups)) if len(groups) > 1 else set()
+    # what every group shares is left out of the labels (one run alone keeps all its overrides)
+    alone = len(groups) == 1 and groups[0].n == 1
+    shared = set() if alone or not groups else set.intersection(*(set(g.settings) for g in groups))
     for group in groups:
         varying = ",".join(o for o in group.settings if o not in shared)
-        group.label = varying or (group.runs[0].path.name if group.n == 1 else ",".join(group.settings))
-        group.label = group.label or "all runs"
+        # nothing varies (one setting over seeds): the run's folder, or "all runs"
+        group.label = varying or (group.runs[0].path.name if group.n == 1 else "all runs")
     return groups
 
 
