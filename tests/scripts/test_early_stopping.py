@@ -51,6 +51,7 @@ def test_a_run_that_stops_improving_stops_and_says_when_and_why(workdir, asked):
         "optimizer.lr=0.03",
         "trainer.max_epochs=12",
         *asked,
+        "tags=[baseline,ablation]",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -61,6 +62,28 @@ def test_a_run_that_stops_improving_stops_and_says_when_and_why(workdir, asked):
     assert stop["monitor"] == "val/ppl" and stop["patience"] == 1  # the task's metric, followed
     assert "did not improve in the last 1 records" in stop["reason"]
     assert f"stopped early after epoch {stop['epoch']}" in (run_dir / "train.log").read_text()
+    hparams_recorded_what_the_run_is(run_dir, metrics)
+
+
+def hparams_recorded_what_the_run_is(run_dir: Path, metrics: dict) -> None:
+    """Tags, size and code versions, in metrics.json and in TensorBoard's HPARAMS session."""
+    import lightning
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert metrics["tags"] == ["baseline", "ablation"] and metrics["parameters"] > 1000
+    assert (
+        metrics["torch_version"] == torch.__version__
+        and metrics["lightning_version"] == lightning.__version__
+    )
+    assert metrics["rnnlab_version"] and "git_commit" in metrics and "git_dirty" in metrics
+    events = EventAccumulator(str(run_dir)).Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["tags"].string_value == "baseline,ablation"
+    assert hparams["parameters"].number_value == metrics["parameters"]
+    assert hparams["torch_version"].string_value == torch.__version__
+    assert hparams["git_commit"].string_value == (metrics["git_commit"] or "none")
 
 
 def test_a_resumed_run_keeps_the_epochs_it_already_waited(workdir):
