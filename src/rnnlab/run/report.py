@@ -122,6 +122,9 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         value = metrics.get(key)
         return "-" if value is None else format(value, spec)
 
+    if "early_stopped" in metrics:
+        stop = metrics["early_stopped"]
+        log.info("stopped early after epoch %d: %s", stop["epoch"], stop["reason"])
     name, unit = task.metric, task.throughput_unit
     tests = [
         key for key in metrics if key.startswith("test_") and key.count("_") == 1 and key != f"test_{name}"
@@ -140,9 +143,6 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         metrics["epochs"],
         metrics["wall_time_s"],
     )
-    if "early_stopped" in metrics:
-        stop = metrics["early_stopped"]
-        log.info("stopped early after epoch %d: %s", stop["epoch"], stop["reason"])
     for split, setting in (("val", "eval_max_tokens"), ("test", "test_max_tokens")):
         if f"{split}_tokens_scored" in metrics:
             log.info(
