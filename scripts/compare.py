@@ -1,11 +1,14 @@
-"""Compare runs: a table sorted by validation perplexity, as Markdown and CSV, and a plot of the curves.
+"""Compare runs: a results table (seeds pooled as mean ± sd), as Markdown and CSV, and plots.
 
     python scripts/compare.py outputs/multirun/2026-11-23/12-00-00 [more run or sweep dirs] [--out DIR]
+        [--metric val_ppl] [--descending] [--tag baseline] [--format md|csv] [--each]
 
-Finished, failed and still-running runs are all listed (a run without metrics.json shows what its
-TensorBoard events hold so far); a run with a damaged file is listed as `unreadable: FILE: REASON`
-and left out. Writes comparison.md, comparison.csv and val_ppl.png into --out
-(default: the first directory given).
+Runs that differ only in `seed` are one row: every metric's mean ± sd and n. Finished, failed and
+still-running runs are all listed (a run without metrics.json shows what its TensorBoard events hold
+so far); a run with a damaged file is listed as `unreadable: FILE: REASON` and left out. Writes
+comparison.md, comparison.csv, the validation curves (<monitor>.png: a seed group as its mean line
+with an sd band) and a bar chart of the final metric with sd error bars (<metric>_final.png) into
+--out (default: the first directory given).
 """
 
 from __future__ import annotations
@@ -14,26 +17,43 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.sweeps.comparison import (
-    find_runs,
-    load_runs,
+from rnnlab.sweeps.comparison import find_runs, load_runs, monitor_of
+from rnnlab.sweeps.group_plots import plot_curves, plot_final
+from rnnlab.sweeps.seed_groups import (
+    csv_text,
+    group_rows,
+    group_runs,
     markdown,
-    monitor_of,
-    plot_curves,
-    sort_key,
-    table_rows,
-    write_csv,
+    metric_columns,
+    sort_groups,
+    with_tag,
+    write_tables,
 )
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
     parser.add_argument(
         "--metric", default=None, help="column to sort by (default: the runs' monitored metric, best first)"
     )
+    parser.add_argument("--descending", action="store_true", help="sort highest first")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="only runs with this tag (tags=[...]); repeat for all of several",
+    )
+    parser.add_argument(
+        "--format", choices=("md", "csv"), default="md", help="what to print (both are written)"
+    )
+    parser.add_argument("--each", action="store_true", help="one row per run: do not pool seeds")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments()
     try:
         run_dirs = find_runs(args.dirs)
     except FileNotFoundError as error:
@@ -46,26 +66,32 @@ def main() -> int:
         )
         return 2
 
-    runs, unreadable = load_runs(run_dirs)
+    readable, unreadable = load_runs(run_dirs)
     for error in unreadable:  # a damaged run is listed and left out; the others are compared
         print(error, file=sys.stderr)
-    if not runs:
+    if not readable:
         print(f"error: none of the {len(run_dirs)} runs can be read (see above)", file=sys.stderr)
+        return 2
+    runs = with_tag(readable, args.tag)
+    if not runs:
+        print(f"error: none of the {len(readable)} runs has the tags {', '.join(args.tag)}", file=sys.stderr)
         return 2
     monitor, mode = monitor_of(runs)
     metric = args.metric or monitor.replace("/", "_")
-    runs.sort(key=sort_key(metric, highest_first=args.metric is None and mode == "max"))
-    rows = table_rows(runs)
+    highest_first = args.descending or (args.metric is None and mode == "max")
+    groups = sort_groups(group_runs(runs, by_seed=not args.each), metric, highest_first)
+    rows = group_rows(groups, metric_columns(runs))
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown(rows)
-    (out / "comparison.md").write_text(table)
-    write_csv(rows, out / "comparison.csv")
-    figure = out / f"{monitor.replace('/', '_')}.png"
-    plot_curves(runs, figure)
-    print(table)
+    tables = write_tables(rows, out)
+    curves = out / f"{monitor.replace('/', '_')}.png"
+    plot_curves(groups, monitor, curves)
+    bars = out / f"{metric}_final.png"
+    plot_final(groups, metric, bars)
+    print(markdown(rows) if args.format == "md" else csv_text(rows), end="")
     left_out = f" ({len(unreadable)} unreadable, left out)" if unreadable else ""
-    print(f"{len(runs)} runs{left_out}; wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {figure}")
+    wrote = ", ".join(map(str, (*tables, curves, bars)))
+    print(f"{len(runs)} runs in {len(groups)} rows{left_out}; wrote {wrote}")
     return 0
 
 

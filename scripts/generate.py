@@ -25,6 +25,7 @@ class GenerateConfig:
     top_k: int | None = None  # sample among the k most likely tokens
     top_p: float | None = None  # sample among the most likely tokens that make up this probability
     repetition_penalty: float = 1.0  # > 1: tokens already in the text become less likely
+    allow_unknown: bool = False  # true: <unk> may be chosen (a word model's stand-in for rare words)
     num_samples: int = 1  # samples one after another, from one seeded generator
     seed: int = 0
     device: str = "cpu"
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
     from rnnlab.generation import Sampling, encode_prefix, stream
 
     try:
-        sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty)
+        sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty, cfg.allow_unknown)
         if cfg.num_samples < 1:
             raise UserError(f"num_samples={cfg.num_samples} must be at least 1")
         if cfg.length < 1:

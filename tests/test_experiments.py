@@ -39,7 +39,16 @@ def test_data(tmp_path_factory) -> dict[str, str]:
         "timemachine": str(write_repetitive_corpus(folder / "corpus.txt")),
         "diabetes": str(write_diabetes_like_csv(folder / "diabetes.csv")),
         "mnist": str(write_mnist(folder / "mnist", n_train=300, n_test=60)),
+        "wordfiles": str(write_ptb_layout(folder / "ptb")),
     }
+
+
+def write_ptb_layout(folder: Path) -> Path:
+    """Three files named as the Penn Treebank's, with a few words a line (data=ptb reads a folder)."""
+    folder.mkdir()
+    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
+        (folder / f"ptb.{split}.txt").write_text(" the quick brown fox jumps over the lazy dog \n" * lines)
+    return folder
 
 
 def data_path(cfg_data_target: str, test_data: dict[str, str]) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnlab.data.text.vocab import Vocab
+from rnnlab.data.text.vocab import UNKNOWN, Vocab
 from rnnlab.errors import UserError
 
 
@@ -25,12 +25,16 @@ class Sampling:
     applies it); it applies to greedy decoding too. Then, unless `temperature` is 0 (greedy), a token
     is drawn from softmax(scores / temperature), restricted to the `top_k` highest scores and to the
     smallest set of tokens whose probabilities add up to `top_p` (nucleus sampling).
+
+    `<unk>` is never chosen unless `allow_unknown`: a word model's most likely next word is often
+    `<unk>` (it stands for every rare word), and a text of `<unk>`s says nothing.
     """
 
     temperature: float = 0.0
     top_k: int | None = None
     top_p: float | None = None
     repetition_penalty: float = 1.0
+    allow_unknown: bool = False
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -106,7 +110,11 @@ def stream(
         seen = torch.tensor(ids, device=device)
         logits, state = network(seen[None])
         for _ in range(length):
-            token = sampling.next_token(logits[0, -1], seen, generator)
+            scores = logits[0, -1]
+            if not sampling.allow_unknown and vocab.tokens[0] == UNKNOWN and len(vocab) > 1:
+                scores = scores.clone()
+                scores[0] = float("-inf")
+            token = sampling.next_token(scores, seen, generator)
             seen = torch.cat([seen, seen.new_tensor([token])])
             yield vocab.joiner + vocab.tokens[token] if vocab.joiner else vocab.tokens[token]
             logits, state = network(seen[None, -1:], state)

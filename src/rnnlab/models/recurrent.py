@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import torch
@@ -21,6 +22,28 @@ from rnnlab.models.regularisation import (
 )
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+log = logging.getLogger(__name__)
+
+# A vocabulary wider than this (words, code points of many scripts) gets a learned embedding under
+# embedding_dim=auto; characters and bytes stay one-hot, as in the book.
+ONE_HOT_LIMIT = 256
+
+
+def chosen_embedding(embedding_dim: int | str | None, input_size: int, hidden_size: int) -> int | None:
+    """`auto`: an embedding as wide as the hidden state for more than `ONE_HOT_LIMIT` input symbols,
+    one-hot otherwise; null or 0: one-hot, as asked (with a warning when that is wide); N: N."""
+    if embedding_dim == "auto":
+        return hidden_size if input_size > ONE_HOT_LIMIT else None
+    if isinstance(embedding_dim, str):
+        raise UserError(f"model.embedding_dim={embedding_dim!r}: give a width, auto, or null (one-hot)")
+    if not embedding_dim and input_size > ONE_HOT_LIMIT:
+        log.warning(
+            "model.embedding_dim=null: a one-hot input %d wide (slow for words); "
+            "model.embedding_dim=auto or a width learns an embedding",
+            input_size,
+        )
+    return embedding_dim or None
 
 
 def one_hot_if_tokens(inputs: torch.Tensor, input_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -78,7 +101,7 @@ class RecurrentNet(nn.Module):
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
-        embedding_dim: int | None = None,
+        embedding_dim: int | str | None = "auto",
         bidirectional: bool = False,
         head: bool = True,
         tie_weights: bool | str = False,
@@ -89,6 +112,7 @@ class RecurrentNet(nn.Module):
         weight_dropout: float = 0.0,
         activation_reg: float = 0.0,
         temporal_activation_reg: float = 0.0,
+        init_range: float | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -101,6 +125,7 @@ class RecurrentNet(nn.Module):
         ):
             if value < 1:
                 raise UserError(f"model.{name}={value} must be positive")
+        embedding_dim = chosen_embedding(embedding_dim, input_size, hidden_size)
         tie_weights = TIES.get(tie_weights, tie_weights)
         if tie_weights not in TIES.values():
             raise UserError(f"model.tie_weights={tie_weights!r} is unknown; choose false, true or last_layer")
@@ -176,6 +201,9 @@ class RecurrentNet(nn.Module):
         else:
             self.projection = nn.Identity()
             self.head = nn.Linear(width, output_size) if head else nn.Identity()
+        if init_range:  # Zaremba et al. 2014: every weight and bias drawn from U(-r, r)
+            for parameter in self.parameters():
+                nn.init.uniform_(parameter, -init_range, init_range)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """Token ids [B, T] -> vectors [B, T, E] (one-hot or learned); feature sequences pass through."""

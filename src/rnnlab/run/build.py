@@ -12,6 +12,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rnnlab.callbacks.early_stopping import early_stopping_settings, is_early_stopping
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
@@ -42,9 +43,12 @@ def create_task(cfg: DictConfig, network: Any, inputs: Any) -> L.LightningModule
 
 
 def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
-    """The configured callbacks; a best-checkpoint callback without a `monitor` follows the task's metric."""
+    """The configured callbacks; a best-checkpoint or early-stopping callback without a `monitor` follows
+    the task's metric."""
     callbacks = []
-    for callback in (cfg.get("callbacks") or {}).values():
+    for key, callback in (cfg.get("callbacks") or {}).items():
+        if is_early_stopping(key, callback):
+            callback = early_stopping_settings(callback, task.metric, task.metric_mode)
         if callback.get("_target_", "").endswith(".ModelCheckpoint") and callback.get("monitor") is None:
             name = task.metric
             callback = OmegaConf.merge(

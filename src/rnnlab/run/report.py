@@ -17,6 +17,8 @@ from torch.utils.tensorboard.summary import hparams as tensorboard_hparams
 
 from rnnlab.atomic import write_text_atomically
 from rnnlab.run.build import throughput_of
+from rnnlab.run.provenance import as_hyperparameters, run_identity
+from rnnlab.tracking.mlflow import params_for
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,11 @@ def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, task: Any) -> None:
     scalar at step 0 (a stray point on every hp/* chart), so the session is written here with the
     metric names only; `log_final_metrics` writes their one real value at the end.
     """
-    hparams = run_hyperparameters(cfg)
+    hparams = {**run_hyperparameters(cfg), **as_hyperparameters(run_identity(cfg, task))}
     names = {f"hp/{name}": math.nan for name in hparam_metrics(task)}
     for logger in trainer.loggers:
-        logger.log_hyperparams(hparams)  # hparams.yaml; with no metrics, no HPARAMS session
+        # hparams.yaml; with no metrics, no HPARAMS session (MLflow: the whole config as params)
+        logger.log_hyperparams(params_for(logger, cfg, hparams))
         if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
             writer = logger.experiment.file_writer
             for summary in tensorboard_hparams(hparams, names):  # experiment, session start, session end
@@ -120,6 +123,9 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         value = metrics.get(key)
         return "-" if value is None else format(value, spec)
 
+    if "early_stopped" in metrics:
+        stop = metrics["early_stopped"]
+        log.info("stopped early after epoch %d: %s", stop["epoch"], stop["reason"])
     name, unit = task.metric, task.throughput_unit
     tests = [
         key for key in metrics if key.startswith("test_") and key.count("_") == 1 and key != f"test_{name}"

@@ -24,9 +24,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
+from rnnlab.callbacks.early_stopping import early_stop_record
 from rnnlab.run.build import build
 from rnnlab.run.checks import check_checkpoint_fits, check_settings, in_multirun, resolve_checkpoint
 from rnnlab.run.console import quiet_libraries
+from rnnlab.run.provenance import run_identity
 from rnnlab.run.report import (
     final_metrics,
     log_final_metrics,
@@ -35,6 +37,7 @@ from rnnlab.run.report import (
     write_metrics,
 )
 from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan, lock_text
+from rnnlab.tracking.mlflow import continue_mlflow_run, log_final_to_mlflow, mlflow_record
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ def train(cfg: DictConfig) -> float:
         metrics["resumes"] = resumes
         log.info("resuming %s from %s (step %d)", run_dir, plan.checkpoint.name, resumes[-1]["step"])
         continue_tensorboard_run(cfg, resumes[-1]["step"])
+        continue_mlflow_run(cfg, plan.previous)
     elif plan.action == "rerun":
         clear_failed_run(run_dir, plan)
     lost = [*(plan.previous or {}).get("lost", []), *plan.lost]  # damaged files set aside, now or before
@@ -77,6 +81,7 @@ def train(cfg: DictConfig) -> float:
         ckpt_path = str(plan.checkpoint) if plan.checkpoint else resolve_checkpoint(cfg)
         L.seed_everything(cfg.seed, workers=True)
         datamodule, task, trainer = build(cfg)
+        metrics.update(run_identity(cfg, task), **mlflow_record(cfg, trainer))  # what the run is
         if ckpt_path:
             check_checkpoint_fits(ckpt_path, task)
         if plan.action != "resume":  # the run's first part wrote its HPARAMS session
@@ -85,6 +90,7 @@ def train(cfg: DictConfig) -> float:
         fitting = True
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         fitted = dict(trainer.callback_metrics)
+        stopped = early_stop_record(trainer.callbacks)  # before testing restores the best checkpoint's state
         checkpoint = trainer.checkpoint_callback
         best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         if cfg.get("test", True) and not datamodule.has_test_split:
@@ -93,7 +99,7 @@ def train(cfg: DictConfig) -> float:
             trainer.test(
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
-        metrics.update(final_metrics(trainer, task, fitted))
+        metrics.update(final_metrics(trainer, task, fitted), **stopped)
         metrics.update(datamodule.summary())
     except BaseException as error:
         metrics.update(
@@ -110,6 +116,7 @@ def train(cfg: DictConfig) -> float:
             lock.unlink(missing_ok=True)
 
     log_final_metrics(trainer, task, metrics)
+    log_final_to_mlflow(trainer, metrics)
     if rank_zero_only.rank == 0:
         print_summary(metrics, task)
     return objective(metrics)

@@ -68,8 +68,11 @@ def read_curve(run_dir: Path, tag: str = "val/ppl") -> list[tuple[int, float]]:
     scalars = events.Tags().get("scalars", [])
     if tag not in scalars:
         return []
-    # Lightning logs the epoch number as a scalar at the same steps as the metrics.
-    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in scalars else {}
+    # Lightning logs the epoch number as a scalar at the same steps as the metrics; at an epoch's last
+    # step it is logged again by the next epoch, so the smallest value there is the metric's epoch.
+    epoch_at: dict[int, int] = {}
+    for e in events.Scalars("epoch") if "epoch" in scalars else []:
+        epoch_at[e.step] = min(epoch_at.get(e.step, int(e.value) + 1), int(e.value) + 1)
     return [(epoch_at.get(e.step, i + 1), e.value) for i, e in enumerate(events.Scalars(tag))]
 
 

@@ -257,7 +257,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             return
         path = self.file.source()
         ids, vocab = self._ids_and_vocab()  # encode_file refused fewer than 2 distinct tokens
-        self.split_tokens = cut(ids, self.splits)
+        self.split_tokens = self._split(ids)
         for split, cap in self.max_scored.items():
             self.held_out[split] = len(self.split_tokens[split])
             if cap is not None and cap < self.held_out[split]:
@@ -284,6 +284,10 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             self._unknown_share(ids),
             "/".join(str(len(t)) for t in self.split_tokens.values()),
         )
+
+    def _split(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The train / val / test blocks of the one corpus (`data.splits`)."""
+        return cut(ids, self.splits)
 
     def _unknown_share(self, ids: np.ndarray) -> str:
         """How much of a shortened word vocabulary's text reads as <unk> (for the log line)."""

@@ -1,0 +1,1 @@
+"""Run trackers beside TensorBoard (MLflow)."""
