@@ -48,7 +48,7 @@ def test_every_model_is_sized_by_the_data_it_accepts(model):
     cfg = compose_train(f"model={model}")
     assert not {"input_size", "output_size", "vocab_size"} & set(cfg.model)  # the data knows them
     accepts = get_class(cfg.model._target_).accepts
-    if cfg.model.get("embedding_dim"):  # a learned embedding reads token ids only
+    if isinstance(cfg.model.get("embedding_dim"), int):  # a fixed-width embedding reads token ids only
         accepts = {InputKind.TOKENS}
     for kind in accepts:
         sizes, batch, shape = EXAMPLES[kind]
