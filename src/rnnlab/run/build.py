@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
+from rnnlab.sweeps.trial_reporting import trial_callbacks
 
 
 def create(config: Any, **kwargs: Any) -> Any:
@@ -74,7 +75,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     network = create(cfg.model, **sizes)
     task = create_task(cfg, network, datamodule.task_inputs())
     task.network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
-    callbacks = [*create_callbacks(cfg, task), Throughput()]
+    callbacks = [*create_callbacks(cfg, task), Throughput(), *trial_callbacks(str(cfg.paths.output_dir))]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     trainer = create(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, task, trainer

@@ -193,7 +193,7 @@ def job_plan(run_dir: Path, in_sweep: bool) -> JobPlan:
     previous = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
     status = (previous or {}).get("status")
     checkpoint = newest_checkpoint(run_dir)
-    if in_sweep and status == "completed":
+    if in_sweep and status in ("completed", "pruned"):
         return JobPlan("skip", None, previous)
     if in_sweep and status == "failed":
         return JobPlan("rerun", None, previous)

@@ -35,6 +35,7 @@ from rnnlab.run.report import (
     write_metrics,
 )
 from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan
+from rnnlab.sweeps.trial_reporting import trial_status
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def train(cfg: DictConfig) -> float:
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
         metrics.update(final_metrics(trainer, task, fitted))
+        metrics.update(trial_status(trainer))  # a search's pruned trial says so
         metrics.update(datamodule.summary() if hasattr(datamodule, "summary") else {})
     except BaseException as error:
         metrics.update(
