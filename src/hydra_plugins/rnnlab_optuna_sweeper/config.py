@@ -1,7 +1,7 @@
 """The sweeper's settings, and its sampler and pruner choices, in Hydra's ConfigStore.
 
 `hydra/sweeper: rnnlab_optuna`, `hydra/sweeper/sampler: tpe | random | grid | cmaes` and
-`hydra/sweeper/pruner: none | median | successive_halving | hyperband`. A sampler or pruner is an
+`hydra/sweeper/pruner: none | median | successive_halving | hyperband | threshold`. A sampler or pruner is an
 Optuna class with its arguments; any other argument of that class can be added with `+`.
 """
 
@@ -60,6 +60,13 @@ PRUNERS = {
         "min_resource": "auto",
         "reduction_factor": 4,
         "min_early_stopping_rate": 0,
+    },
+    # prunes a trial whose value leaves [lower, upper] (e.g. a perplexity that is hopeless already)
+    "threshold": {
+        "_target_": "optuna.pruners.ThresholdPruner",
+        "lower": None,
+        "upper": None,
+        "n_warmup_steps": 0,
     },
     "hyperband": {
         "_target_": "optuna.pruners.HyperbandPruner",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,11 @@ class RnnlabOptunaSweeper(Sweeper):
         study = self.open_study()
         n_trials, n_jobs = int(self.settings.n_trials), int(self.settings.n_jobs)
         max_failures = int(self.settings.max_failures)
+        if str(self.settings.sampler._target_).endswith("GridSampler"):
+            points = math.prod(len(values) for values in self.space.grid().values())
+            if n_trials > points:
+                log.info("search: the grid has %d points; n_trials=%d becomes %d", points, n_trials, points)
+                n_trials = points
         pending = self.left_running(study) if self.config.get("resume") else []
         if pending:
             log.info(
@@ -121,6 +127,7 @@ class RnnlabOptunaSweeper(Sweeper):
                 break
             batch = [(t.number, dict(t.params)) for t in pending[:n_jobs]]
             pending = pending[n_jobs:]
+            repeats = []  # proposals of parameters a trial already has: its result, without training
             while len(batch) < n_jobs and len(study.get_trials(deepcopy=False)) < n_trials:
                 trial = study.ask(self.space.distributions())
                 if trial.number >= n_trials:  # another worker took the last places first
@@ -128,12 +135,50 @@ class RnnlabOptunaSweeper(Sweeper):
                     study.tell(trial.number, state=TrialState.FAIL)
                     break
                 trial.set_user_attr("overrides", self.space.overrides(trial.params))
-                batch.append((trial.number, dict(trial.params)))
-            if not batch:
+                if self.twin(study, trial.params, batch) is not None:
+                    repeats.append((trial.number, dict(trial.params)))
+                else:
+                    batch.append((trial.number, dict(trial.params)))
+            if not batch and not repeats:
                 break
-            self.run_batch(study, batch, job_idx)
-            job_idx += len(batch)
+            if batch:
+                self.run_batch(study, batch, job_idx)
+                job_idx += len(batch)
+            for number, params in repeats:
+                self.tell_as_twin(study, number, self.twin(study, params, []))
         self.finish(study)
+
+    @staticmethod
+    def twin(study: Any, params: dict[str, Any], batch: list[tuple[int, dict[str, Any]]]) -> int | None:
+        """An earlier trial (finished, or in this batch) with these parameters.
+
+        A run is deterministic (seeded), so a proposal that repeats one is told the same result rather
+        than trained again in the same folder."""
+        from optuna.trial import TrialState
+
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        for trial in study.get_trials(deepcopy=False, states=finished):
+            if trial.params == params and not trial.user_attrs.get("surplus"):
+                return trial.number
+        return next((number for number, p in batch if p == params), None)
+
+    def tell_as_twin(self, study: Any, number: int, twin: int) -> None:
+        from optuna.trial import TrialState
+
+        from rnnlab.sweeps.study import trial_id
+
+        before = study.get_trials(deepcopy=False)[twin]
+        self.storage.set_trial_user_attr(trial_id(self.storage, self.study_name, number), "same_as", twin)
+        if before.state == TrialState.COMPLETE:
+            study.tell(number, before.value)
+        else:
+            error = before.user_attrs.get("error")
+            if error:
+                self.storage.set_trial_user_attr(
+                    trial_id(self.storage, self.study_name, number), "error", error
+                )
+            study.tell(number, state=before.state)
+        log.info("trial %d: the parameters of trial %d again; its result, without training", number, twin)
 
     def job_overrides(self, number: int, params: dict[str, Any]) -> list[str]:
         from rnnlab.sweeps.study import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
