@@ -52,8 +52,10 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     from rnnlab.errors import UserError
     from rnnlab.run.resume import rewrite_command
+    from rnnlab.sweeps.search_space import check_override_syntax
 
     try:  # `resume=` picks the run (or sweep) folder, which Hydra must know before it starts
+        check_override_syntax(sys.argv[1:])
         sys.argv[1:] = rewrite_command(sys.argv[1:])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -36,7 +36,7 @@ def check_keys(config: DictConfig, space: SearchSpace, params: dict[str, Any] | 
             continue
         if OmegaConf.select(config, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
             raise UserError(
-                f"hydra.sweeper.params: {key} is not a key of the config (nor a config group); "
+                f"{key} is searched but is not a key of the config (nor a config group); "
                 "check its spelling (python scripts/train.py --cfg job lists the keys), or add it with +"
             )
 

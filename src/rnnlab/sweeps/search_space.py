@@ -159,3 +159,11 @@ def search_space(params: dict[str, Any] | None, arguments: list[str]) -> SearchS
             dimensions.pop(key, None)  # a plain value fixes a searched key
             fixed.append(argument)
     return SearchSpace(dimensions, (*given.values(), *fixed))
+
+
+def check_override_syntax(arguments: list[str]) -> None:
+    """Every command-line override parses (a malformed `interval(5)` or `choice()` is refused in one
+    line, before Hydra starts)."""
+    for argument in arguments:
+        if not argument.startswith("-"):
+            parse(argument, argument)

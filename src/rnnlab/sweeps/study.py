@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,20 @@ def open_storage(url: str) -> Any:
 
     # Several processes may write one SQLite file (workers, jobs reporting): wait for its lock.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-    except Exception as error:  # sqlalchemy's or a driver's, whichever the URL meets
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(
-            f"hydra.sweeper.storage={url} cannot be opened ({reason}); give an Optuna RDB URL, "
-            "e.g. sqlite:////abs/path/study.db or postgresql://user:pass@host/db"
-        ) from None
+    reason = ""
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except Exception as error:  # sqlalchemy's or a driver's, whichever the URL meets
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            # Workers started together may race to create the tables of a new database.
+            if "already exists" not in reason and "locked" not in reason or attempt == 2:
+                break
+            time.sleep(1 + attempt)
+    raise UserError(
+        f"hydra.sweeper.storage={url} cannot be opened ({reason}); give an Optuna RDB URL, "
+        "e.g. sqlite:////abs/path/study.db or postgresql://user:pass@host/db"
+    )
 
 
 def study_names(storage: Any) -> list[str]:
@@ -61,7 +68,7 @@ def check_study(storage: Any, url: str, name: str, direction: str, resume: str |
     """A resumed search finds its study; an existing study of that name has the search's direction."""
     names = study_names(storage)
     if resume and name not in names:
-        held = f"studies {', '.join(names)}" if names else "no study"
+        held = f"only {', '.join(repr(n) for n in names)}" if names else "no study"
         raise UserError(
             f"resume={resume}: its storage {url} holds {held}, not '{name}': it is another search's "
             "folder; resume it with the command that started it"
