@@ -286,9 +286,10 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
     assert dashboard, "optuna-dashboard is in the sweep extra"
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="dashboard_check", storage=url)
-    for lr in (0.01, 0.02, 0.03):
+    for value in (3.0, 2.0, 4.0):
         trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(0.001, 0.1)})
-        study.tell(trial, lr * 100)
+        study.tell(trial, value)
+    best = study.best_trial
     study_id = optuna.storages.RDBStorage(url).get_study_id_from_name("dashboard_check")
     port = free_port()
     server = subprocess.Popen(
@@ -300,12 +301,13 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
         import urllib.request
 
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        served = b""
+        while time.monotonic() < deadline and not served:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=2).read()
-                break
+                served = urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=2).read()
             except OSError:
                 time.sleep(0.5)
+        assert served and b"dashboard_check" not in served  # the page draws the study with its script
         with tempfile.TemporaryDirectory(dir=tmp_path) as profile:
             page = subprocess.run(
                 [
@@ -330,5 +332,6 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     dom = page.stdout
-    assert "dashboard_check" in dom, dom[-2000:]
-    assert "optimizer.lr" in dom  # the trials' parameter, drawn by the page's own script
+    assert f"dashboard_check (id={study_id})" in dom, dom[-2000:]
+    assert f"Best Trial (number={best.number})" in dom  # the trials, read from the storage
+    assert f"optimizer.lr: {best.params['optimizer.lr']}" in dom
