@@ -165,5 +165,5 @@ def check_override_syntax(arguments: list[str]) -> None:
     """Every command-line override parses (a malformed `interval(5)` or `choice()` is refused in one
     line, before Hydra starts)."""
     for argument in arguments:
-        if not argument.startswith("-"):
+        if "=" in argument and not argument.startswith("-"):  # not an option, nor an option's value
             parse(argument, argument)
