@@ -13,3 +13,8 @@ def plugin_installed(module: str) -> bool:
     return importlib.util.find_spec("hydra_plugins") is not None and (
         importlib.util.find_spec(f"hydra_plugins.{module}") is not None
     )
+
+
+def module_installed(module: str) -> bool:
+    """Whether an optional dependency (e.g. optuna, of the sweep extra) is importable."""
+    return importlib.util.find_spec(module) is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT
+from tests.project import ROOT, module_installed
 from tests.scripts.test_train import run
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
@@ -235,6 +235,7 @@ def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetit
         (["optimizer.lr=tag(log,interval(0,1))"], "a log-scaled interval needs bounds above 0"),
         (["hydra.sweeper.storage=sqlite:////no/such/dir/x.db"], "cannot be opened"),
         (["hydra/sweeper/sampler=grid"], "the grid sampler needs choice(...) or range(...)"),
+        (["hydra/sweeper/pruner=threshold"], "Either lower or upper must be specified"),
     ],
 )
 def test_bad_search_settings_are_refused_in_one_line_before_anything_is_written(
@@ -335,3 +336,26 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
     assert f"dashboard_check (id={study_id})" in dom, dom[-2000:]
     assert f"Best Trial (number={best.number})" in dom  # the trials, read from the storage
     assert f"optimizer.lr: {best.params['optimizer.lr']}" in dom
+
+
+def test_joblib_workers_run_a_batch_of_trials_that_report_through_the_storage(workdir, repetitive_corpus):
+    if not module_installed("hydra_plugins.hydra_joblib_launcher"):
+        pytest.skip('the joblib launcher is not installed: pip install -e ".[cluster]"')
+    result = run(
+        "train.py",
+        *SMALL,
+        f"data.path={repetitive_corpus}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "trainer.max_epochs=2",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "is launching 2 jobs" in output(result)  # one batch of two trials
+    trials = load_study(f"sqlite:///{sweep_dir_of(workdir) / 'study.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:  # reported from the worker processes, after each validation
+        assert sorted(trial.intermediate_values) == [0, 1]
+        assert trial.intermediate_values[1] == pytest.approx(trial.value)

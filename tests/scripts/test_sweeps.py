@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_repetitive_corpus
-from tests.project import plugin_installed
+from tests.project import module_installed, plugin_installed
 from tests.scripts.test_train import TINY, run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
@@ -206,8 +206,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
 
 
 @pytest.mark.skipif(
-    not plugin_installed("hydra_optuna_sweeper"),
-    reason='the sweep extra is not installed: pip install -e ".[sweep]"',
+    not module_installed("optuna"), reason='the sweep extra is not installed: pip install -e ".[sweep]"'
 )
 def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
     command = [
@@ -237,10 +236,13 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     for trial in results.parent.rglob("metrics.json"):  # named by the search space, not the fixed settings
         assert {item.split("=")[0] for item in trial.parent.name.split(",")} == set(best.best_params)
 
-    # Resumed, the seeded search proposes the same trials again, and both completed: none is repeated.
+    assert best.trials == {"complete": 2, "pruned": 0, "failed": 0}
+    assert (results.parent / "study.db").is_file()  # the study is kept in the sweep folder
+
+    # Resumed, the study already holds its 2 trials: nothing is run or proposed again.
     again = run("train.py", *command, f"resume={results.parent}", cwd=workdir)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "resume: 2 skipped" in again.stdout + again.stderr
+    assert "Launching" not in again.stdout + again.stderr
     assert OmegaConf.load(results).best_value == best.best_value
     assert len(list(results.parent.rglob("metrics.json"))) == 2
 

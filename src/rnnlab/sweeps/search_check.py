@@ -56,8 +56,7 @@ def search_settings(config: DictConfig) -> tuple[SearchSpace, str]:
     for name in ("n_trials", "n_jobs", "max_failures"):
         if int(sweeper[name]) < 1:
             raise UserError(f"hydra.sweeper.{name}={sweeper[name]} must be at least 1")
-    if str(sweeper.sampler.get("_target_", "")).endswith("GridSampler"):
-        space.grid()  # refuses an interval
+    check_buildable(sweeper, space)
     sweep_dir = Path(config.hydra.sweep.dir)
     url = storage_url(sweeper.storage, sweep_dir)
     resume = config.get("resume")
@@ -70,6 +69,24 @@ def search_settings(config: DictConfig) -> tuple[SearchSpace, str]:
     if not default_db or (sweep_dir / "study.db").is_file():
         check_study(open_storage(url), url, study_name(config), str(sweeper.direction), resume)
     return space, url
+
+
+def check_buildable(sweeper: DictConfig, space: SearchSpace) -> None:
+    """The sampler and the pruner can be made from their settings (a job builds the pruner too)."""
+    from hydra.utils import instantiate
+
+    for name in ("sampler", "pruner"):
+        node = OmegaConf.to_container(sweeper[name], resolve=True)
+        if str(node.get("_target_", "")).endswith("GridSampler"):
+            node["search_space"] = space.grid()  # refuses an interval
+        try:
+            instantiate(node)
+        except Exception as error:
+            cause = error.__cause__ or error
+            raise UserError(
+                f"hydra.sweeper.{name} ({node.get('_target_')}): {str(cause).rstrip('.')} "
+                "(its settings: --cfg hydra)"
+            ) from None
 
 
 def study_name(config: DictConfig) -> str:
