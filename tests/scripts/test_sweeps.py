@@ -212,6 +212,7 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     command = [
         "hparams_search=lm_optuna",
         "hydra.sweeper.n_trials=2",
+        "task.tbptt_steps=choice(5,10)",  # replaces the search's choice: windows here are 10 long
         *TINY[:3],
         f"data.path={repetitive_corpus}",
         "data.max_tokens=3000",
