@@ -112,8 +112,9 @@ class RnnlabOptunaSweeper(Sweeper):
             log.info(
                 "resume: trials %s were left running; they go on", ", ".join(str(t.number) for t in pending)
             )
+        held = ", ".join(f"{count} {state}" for state, count in counts(study).items())
         log.info(
-            "search: study '%s' in %s, %d trials (%s)", self.study_name, self.url, n_trials, counts(study)
+            "search: study '%s' in %s, %d trials; it holds %s", self.study_name, self.url, n_trials, held
         )
         job_idx = 0
         while True:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class SweepReport(Callback):
         outcomes = job_outcomes(Path(config.hydra.sweep.dir))
         if config.get("resume"):
             report_resume(outcomes)
-        search = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+        search = "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower()
         errors = {job: failure(m, search) for job, m in outcomes.items()}
         failed = {job: error for job, error in errors.items() if error}
         if not failed:
