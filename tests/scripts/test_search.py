@@ -177,7 +177,7 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(workdir, repeti
 
     resumed = run("train.py", *command, f"resume={sweep_dir}", cwd=workdir)
     assert resumed.returncode == 0, output(resumed)[-3000:]
-    assert "resume: trials 1 were left running; they go on" in output(resumed)
+    assert "resume: left running, trial 1 goes on with the same parameters" in output(resumed)
     after = load_study(url).get_trials()
     assert [t.state.name for t in after] == ["COMPLETE"] * 3  # exactly n_trials
     assert after[0].params == before[0].params and after[0].value == before[0].value  # not run again

@@ -109,9 +109,8 @@ class RnnlabOptunaSweeper(Sweeper):
                 n_trials = points
         pending = self.left_running(study) if self.config.get("resume") else []
         if pending:
-            log.info(
-                "resume: trials %s were left running; they go on", ", ".join(str(t.number) for t in pending)
-            )
+            numbers = ", ".join(str(t.number) for t in pending)
+            log.info("resume: left running, trial %s goes on with the same parameters", numbers)
         held = ", ".join(f"{count} {state}" for state, count in counts(study).items())
         log.info(
             "search: study '%s' in %s, %d trials; it holds %s", self.study_name, self.url, n_trials, held
