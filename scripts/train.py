@@ -53,8 +53,10 @@ if __name__ == "__main__":
     from rnnlab.errors import UserError
     from rnnlab.run.folders import release_unused
     from rnnlab.run.resume import rewrite_command
+    from rnnlab.sweeps.search_space import check_override_syntax
 
     try:  # the run's own folder (`resume=`: its earlier one), which Hydra must know before it starts
+        check_override_syntax(sys.argv[1:])
         sys.argv[1:] = rewrite_command(sys.argv[1:])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -32,6 +32,11 @@ def plugin_installed(module: str) -> bool:
     )
 
 
+def module_installed(module: str) -> bool:
+    """Whether an optional dependency (e.g. optuna, of the sweep extra) is importable."""
+    return importlib.util.find_spec(module) is not None
+
+
 # -- inputs -----------------------------------------------------------------------------------------
 # A short text repeated many times: a model can learn it perfectly, so perplexity can approach 1.
 PANGRAM = "the quick brown fox jumps over the lazy dog "

@@ -11,7 +11,7 @@ from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
 from rnnlab.run.build import build, create
 from rnnlab.run.checks import check_model_fits_data
-from tests.project import CONF_DIR, compose_train, plugin_installed
+from tests.project import CONF_DIR, compose_train, module_installed
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
@@ -239,10 +239,6 @@ def test_each_ablation_takes_one_regulariser_the_preset_uses_away(ablation):
         assert changed == removed and not any(ablated[key] for key in removed)
 
 
-@pytest.mark.skipif(
-    not plugin_installed("hydra_optuna_sweeper"),
-    reason='the sweep extra is not installed: pip install -e ".[sweep]"',
-)
 def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_unseen():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["hparams_search=timemachine_best"], return_hydra_config=True)
@@ -264,3 +260,41 @@ def test_the_awd_lstm_model_writes_down_the_published_settings():
     assert network.rnn.sizes == [1150, 1150, 400] and network.head.weight is network.embedding.weight
     assert (model.dropout, model.hidden_dropout, model.input_dropout) == (0.4, 0.25, 0.4)
     assert (model.embedding_dropout, model.weight_dropout, model.activation_reg) == (0.1, 0.5, 2.0)
+
+
+SEARCHES = sorted(path.stem for path in (CONF_DIR / "hparams_search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_search_composes_with_rnnlab_s_sweeper_and_searches_keys_that_exist(search):
+    from omegaconf import OmegaConf
+
+    from rnnlab.sweeps.search_check import SWEEPER, check_keys
+    from rnnlab.sweeps.search_space import search_space
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == SWEEPER and cfg.hydra.mode.name == "MULTIRUN"
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    space = search_space(params, [])
+    check_keys(cfg, space, params)  # raises for a key the config does not have
+    assert set(space.dimensions) == set(params) and len(params) >= 2
+    if module_installed("optuna"):
+        assert all(d is not None for d in space.distributions().values())
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [f"hydra/sweeper/sampler={s}" for s in ("tpe", "random", "grid", "cmaes")]
+    + [
+        f"hydra/sweeper/pruner={p}"
+        for p in ("none", "median", "successive_halving", "hyperband", "threshold")
+    ],
+)
+def test_each_sampler_and_pruner_names_an_optuna_class(choice):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=lm_optuna", choice], return_hydra_config=True)
+    node = cfg.hydra.sweeper[choice.split("/")[2].split("=")[0]]
+    assert node._target_.startswith("optuna.")
+    if module_installed("optuna"):
+        assert get_class(node._target_) is not None

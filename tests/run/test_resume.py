@@ -106,6 +106,7 @@ def test_a_sweep_resumes_only_with_its_own_command(tmp_path):
     ("status", "checkpoint", "action"),
     [
         ("completed", True, "skip"),
+        ("pruned", True, "skip"),  # a search's pruned trial ended as its pruner wanted
         ("failed", True, "rerun"),
         ("interrupted", True, "resume"),
         (None, True, "resume"),  # killed: no metrics.json, but a checkpoint

@@ -18,6 +18,7 @@ from tests.project import (
     ROOT,
     TINY,
     child_environment,
+    module_installed,
     new_output_file,
     plugin_installed,
     run,
@@ -218,13 +219,13 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
 
 
 @pytest.mark.skipif(
-    not plugin_installed("hydra_optuna_sweeper"),
-    reason='the sweep extra is not installed: pip install -e ".[sweep]"',
+    not module_installed("optuna"), reason='the sweep extra is not installed: pip install -e ".[sweep]"'
 )
 def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
     command = [
         "hparams_search=lm_optuna",
         "hydra.sweeper.n_trials=2",
+        "task.tbptt_steps=choice(5,10)",  # replaces the search's choice: windows here are 10 long
         *TINY[:3],
         f"data.path={repetitive_corpus}",
         "data.max_tokens=3000",
@@ -249,10 +250,13 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     for trial in results.parent.rglob("metrics.json"):  # named by the search space, not the fixed settings
         assert {item.split("=")[0] for item in trial.parent.name.split(",")} == set(best.best_params)
 
-    # Resumed, the seeded search proposes the same trials again, and both completed: none is repeated.
+    assert best.trials == {"complete": 2, "pruned": 0, "failed": 0}
+    assert (results.parent / "study.db").is_file()  # the study is kept in the sweep folder
+
+    # Resumed, the study already holds its 2 trials: nothing is run or proposed again.
     again = run("train.py", *command, f"resume={results.parent}", cwd=workdir)
     assert again.returncode == 0, again.why()
-    assert "resume: 2 skipped" in again.stdout + again.stderr
+    assert "Launching" not in again.stdout + again.stderr
     assert OmegaConf.load(results).best_value == best.best_value
     assert len(list(results.parent.rglob("metrics.json"))) == 2
 

@@ -49,3 +49,23 @@ def test_a_job_with_a_damaged_metrics_file_is_listed_as_unreadable_and_fails_the
     assert stop.value.code == 1
     assert "1 of 2 jobs failed (1 unreadable)" in caplog.text
     assert f"model=rnn: unreadable: {tmp_path / 'model=rnn' / 'metrics.json'}: JSONDecodeError" in caplog.text
+
+
+def test_a_pruned_trial_passes_and_a_search_trial_without_a_finite_value_fails(tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO)
+    job(tmp_path, "lr=0.01", {"status": "completed", "monitor": "val/ppl", "val_ppl": 4.2})
+    job(tmp_path, "lr=1e-07", {"status": "pruned", "monitor": "val/ppl", "val_ppl": 28.1})
+    search = (
+        {"dir": str(tmp_path)},
+        {"_target_": "hydra_plugins.rnnlab_optuna_sweeper.sweeper.RnnlabOptunaSweeper"},
+    )
+    config = OmegaConf.create({"hydra": {"sweep": search[0], "sweeper": search[1]}})
+    SweepReport().on_multirun_end(config)
+    assert "all 2 jobs completed (1 pruned)" in caplog.text
+
+    job(tmp_path, "lr=1e+30", {"status": "completed", "monitor": "val/ppl", "val_ppl": float("inf")})
+    with pytest.raises(SystemExit) as stop:
+        SweepReport().on_multirun_end(config)
+    assert (
+        stop.value.code == 1 and "1 of 3 jobs failed" in caplog.text and "its val/ppl was inf" in caplog.text
+    )

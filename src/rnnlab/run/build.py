@@ -18,6 +18,7 @@ from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
 from rnnlab.run.new_schedule import FollowNewSchedule
 from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
+from rnnlab.sweeps.trial_reporting import trial_callbacks
 
 
 def create(config: Any, **kwargs: Any) -> Any:
@@ -106,7 +107,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     task = create_task(cfg, network, datamodule.task_inputs())
     task.network_config = {**OmegaConf.to_container(cfg.model, resolve=True), **sizes}
     check_checkpoint_steps(cfg.get("callbacks"), task.steps_per_batch)
-    callbacks = [*create_callbacks(cfg, task), Throughput(), FollowNewSchedule()]
+    callbacks = [
+        *create_callbacks(cfg, task),
+        Throughput(),
+        FollowNewSchedule(),
+        *trial_callbacks(str(cfg.paths.output_dir)),
+    ]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     in_batches = trainer_settings_in_batches(cfg.trainer, task.steps_per_batch)  # rnnlab.run.step_units
     trainer_cfg = set_matmul_precision(cfg.trainer)

@@ -268,7 +268,7 @@ def job_plan(run_dir: Path, in_sweep: bool) -> JobPlan:
     except Unreadable as error:
         previous, damaged_metrics = None, error
     status = (previous or {}).get("status")
-    if in_sweep and status == "completed":
+    if in_sweep and status in ("completed", "pruned"):
         return JobPlan("skip", None, previous)
     if in_sweep and status == "failed":
         return JobPlan("rerun", None, previous)

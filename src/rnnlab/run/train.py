@@ -37,6 +37,7 @@ from rnnlab.run.report import (
     write_metrics,
 )
 from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan, lock_text
+from rnnlab.sweeps.trial_reporting import trial_status
 from rnnlab.tracking.mlflow import continue_mlflow_run, log_final_to_mlflow, mlflow_record
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def train(cfg: DictConfig) -> float:
                 task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False
             )
         metrics.update(final_metrics(trainer, task, fitted), **stopped)
+        metrics.update(trial_status(trainer))  # a search's pruned trial says so
         metrics.update(datamodule.summary())
     except BaseException as error:
         metrics.update(

@@ -1,22 +1,24 @@
 """`SweepReport`: a Hydra callback that lists the failed jobs of a `-m` sweep and fails its exit status.
 
 A job that fails (a NaN loss, a bad combination, out of memory) records its error in its own
-`metrics.json` and returns NaN, so the launcher goes on with the other jobs. At the end of the sweep
-(and of a resumed sweep, whose jobs record what `resume=` did with them) this callback reads every
-job's `metrics.json` from the sweep directory (a damaged one is listed as `unreadable: FILE: REASON`
-and fails the status too): that works the same whether
-jobs ran in this process (basic launcher, Optuna) or elsewhere (joblib workers, SLURM jobs). Kept
-free of torch and lightning so that composing configs stays fast.
+`metrics.json` and returns NaN, so the launcher goes on with the other jobs (a search's pruned trial
+is not a failure; its trial that ends with a non-finite value is). At the end of the sweep (and of a
+resumed sweep, whose jobs record what `resume=` did with them) this callback reads every job's
+`metrics.json` from the sweep directory (a damaged one is listed as `unreadable: FILE: REASON` and
+fails the status too): that works the same whether jobs ran in this process (basic launcher, Optuna)
+or elsewhere (joblib workers, SLURM jobs). Kept free of torch and lightning so that composing configs
+stays fast.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.readback import Unreadable, read_json
 
@@ -45,18 +47,36 @@ def report_resume(outcomes: dict[Path, dict[str, Any]]) -> None:
             log.info("resume: %d %s: %s", len(jobs), verb, ", ".join(jobs))
 
 
+def failure(metrics: dict[str, Any], search: bool) -> str | None:
+    """Why a job failed, or None. A search's trial also fails when its monitored value is not finite
+    (the search records it as a failed trial); a pruned trial did not fail."""
+    status = metrics.get("status", "unknown")
+    if status not in ("completed", "pruned"):
+        return metrics.get("error", f"status {status}")
+    monitor = metrics.get("monitor", "")
+    value = metrics.get(monitor.replace("/", "_"))
+    if search and status == "completed" and not (isinstance(value, int | float) and math.isfinite(value)):
+        return f"its {monitor or 'monitored metric'} was {value}"
+    return None
+
+
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         outcomes = job_outcomes(Path(config.hydra.sweep.dir))
         if config.get("resume"):
             report_resume(outcomes)
-        failed = {job: m for job, m in outcomes.items() if m.get("status") != "completed"}
+        search = "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower()
+        errors = {job: failure(m, search) for job, m in outcomes.items()}
+        failed = {job: error for job, error in errors.items() if error}
         if not failed:
-            log.info("sweep done: all %d jobs completed", len(outcomes))
+            pruned = sum(m.get("status") == "pruned" for m in outcomes.values())
+            log.info(
+                "sweep done: all %d jobs completed%s", len(outcomes), f" ({pruned} pruned)" * bool(pruned)
+            )
             return
-        unreadable = sum(m.get("status") == "unreadable" for m in failed.values())
+        unreadable = sum(outcomes[job].get("status") == "unreadable" for job in failed)
         also = f" ({unreadable} unreadable)" if unreadable else ""
         log.error("sweep done: %d of %d jobs failed%s", len(failed), len(outcomes), also)
-        for job, metrics in failed.items():
-            log.error("  %s: %s", job, metrics.get("error", f"status {metrics.get('status', 'unknown')}"))
+        for job, error in failed.items():
+            log.error("  %s: %s", job, error)
         raise SystemExit(1)
