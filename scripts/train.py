@@ -59,6 +59,7 @@ if __name__ == "__main__":
         sys.argv[1:] = rewrite_command(sys.argv[1:])  # resume= first: a run folder's path may hold '='
         check_override_syntax(sys.argv[1:])
     except UserError as error:
+        release_unused()  # the folder rewrite_command made for a run that will not start
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     try:

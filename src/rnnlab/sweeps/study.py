@@ -43,13 +43,15 @@ def open_storage(url: str) -> Any:
     # Several processes may write one SQLite file (workers, jobs reporting): wait for its lock.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     reason = ""
-    for attempt in range(3):
+    for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine)
         except Exception as error:  # sqlalchemy's or a driver's, whichever the URL meets
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            # Workers started together may race to create the tables of a new database.
-            if "already exists" not in reason and "locked" not in reason or attempt == 2:
+            # Workers started together may race to create the tables of a new database (a table that
+            # already exists, a lock, or the schema version written twice).
+            racing = ("already exists", "locked", "UNIQUE constraint failed")
+            if not any(sign in reason for sign in racing) or attempt == 4:
                 break
             time.sleep(1 + attempt)
     raise UserError(

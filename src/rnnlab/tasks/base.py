@@ -175,7 +175,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         detached = loss.detach()
         self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
-            self.log_at_step(self.step_metrics(detached))
+            # plotted at the step this batch's optimiser step makes (Lightning takes it after this hook)
+            self.log_at_step(self.step_metrics(detached), step=self.global_step + 1)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
         return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
@@ -190,17 +191,18 @@ class Task(TrainingStateMixin, L.LightningModule):
         """What the progress bar and the step curves show."""
         return {"train/loss": loss}
 
-    def log_at_step(self, metrics: dict[str, Any], **kwargs: Any) -> None:
+    def log_at_step(self, metrics: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """`log_dict`, plotted at the optimiser step: a logged `step` is Lightning's x-axis, which would
         otherwise count loader batches (several optimiser steps each with `data.windows_per_batch`).
 
         Step metrics are not `prog_bar` values: Lightning turns those into Python numbers after every
         batch, a host sync on an accelerator. The progress callbacks read them when they are logged.
         """
+        step = self.global_step if step is None else step  # the step count with this batch's steps
         if self.trainer.training:
-            self.step_logged = (self.global_step, tuple(metrics))
+            self.step_logged = (step, tuple(metrics))
         self.log_dict(metrics, **kwargs)
-        self.log_dict({"step": float(self.global_step), "epoch": float(self.current_epoch)})
+        self.log_dict({"step": float(step), "epoch": float(self.current_epoch)})
 
     @property
     def steps_per_batch(self) -> int:
