@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,37 @@ QUIET_TRAINER = dict(
     enable_progress_bar=False,
     enable_model_summary=False,
 )
+
+
+# -- a page as a person sees it -----------------------------------------------------------------------
+def chromium() -> str | None:
+    """Debian's headless browser, if installed (apt-get install chromium)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> subprocess.CompletedProcess:
+    """The DOM of `url` after its scripts ran for `budget_ms` of virtual time, in headless Chromium
+    with an empty profile under `folder` and none of its background traffic (the network is closed)."""
+    with tempfile.TemporaryDirectory(dir=folder) as profile:
+        return subprocess.run(
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 # -- children ---------------------------------------------------------------------------------------

@@ -29,9 +29,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.errors import UserError
-from tests.conftest import write_repetitive_corpus
-from tests.project import ROOT
-from tests.scripts.test_train import TINY
+from tests.project import ROOT, TINY, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # the sweep the cases copy is built by the CLI
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.scripts.test_train import run, run_dirs
+from tests.project import run, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
 

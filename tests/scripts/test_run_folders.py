@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_repetitive_corpus
-from tests.project import ROOT
-from tests.scripts.test_train import TINY
+from tests.project import ROOT, TINY, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # four CLI runs
 

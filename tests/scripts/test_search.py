@@ -11,14 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, module_installed
-from tests.scripts.test_train import run
+from tests.project import ROOT, chromium, module_installed, rendered_page, run
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
@@ -58,7 +56,7 @@ def output(result: subprocess.CompletedProcess) -> str:
 def graded_search(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """A grid over four learning rates: one trains, one is hopeless (pruned by a threshold on its
     first validation), one raises (a negative rate), one ends with an infinite perplexity."""
-    from tests.conftest import write_repetitive_corpus
+    from tests.project import write_repetitive_corpus
 
     workdir = tmp_path_factory.mktemp("graded")
     corpus = write_repetitive_corpus(workdir.parent / f"{workdir.name}-corpus.txt")
@@ -277,10 +275,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
     dashboard = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
@@ -309,26 +303,7 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert served and b"dashboard_check" not in served  # the page draws the study with its script
-        with tempfile.TemporaryDirectory(dir=tmp_path) as profile:
-            page = subprocess.run(
-                [
-                    chromium(),
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    f"--user-data-dir={profile}",
-                    "--virtual-time-budget=15000",
-                    "--dump-dom",
-                    f"http://127.0.0.1:{port}/dashboard/studies/{study_id}",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+        page = rendered_page(f"http://127.0.0.1:{port}/dashboard/studies/{study_id}", tmp_path, 15000, 120)
     finally:
         server.terminate()
         server.wait(timeout=30)

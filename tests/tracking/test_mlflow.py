@@ -7,12 +7,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,8 +19,7 @@ import pytest
 
 from rnnlab.errors import UserError
 from rnnlab.tracking.mlflow import check_installed, check_tracking_uri
-from tests.conftest import write_repetitive_corpus
-from tests.scripts.test_train import TINY, run, run_dirs
+from tests.project import TINY, chromium, rendered_page, run, run_dirs, write_repetitive_corpus
 
 needs_mlflow = pytest.mark.skipif(
     importlib.util.find_spec("mlflow") is None, reason='MLflow is not installed: pip install -e ".[track]"'
@@ -117,10 +114,6 @@ def test_the_database_holds_the_config_every_metric_the_tags_and_the_final_value
     assert set(events.Tags()["scalars"]) <= set(found.data.metrics)  # every metric TensorBoard got
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="no chromium (Debian: apt-get install -y chromium)")
 def test_the_run_page_in_mlflow_ui_shows_its_params_and_metrics(tracked, tmp_path):
@@ -161,26 +154,7 @@ def test_the_run_page_in_mlflow_ui_shows_its_params_and_metrics(tracked, tmp_pat
             before["mlflow_run_id"]
         )
         page = f"http://127.0.0.1:{port}/#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
-        with tempfile.TemporaryDirectory(dir=tmp_path) as profile:
-            shown = subprocess.run(
-                [
-                    chromium(),
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    f"--user-data-dir={profile}",
-                    "--virtual-time-budget=20000",
-                    "--dump-dom",
-                    page,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
+        shown = rendered_page(page, tmp_path, 20000, 180)
         assert shown.returncode == 0, shown.stderr[-2000:]
         dom = shown.stdout
         assert found.info.run_name in dom  # the run's page, not the app's empty shell

@@ -1,9 +1,7 @@
-"""Collect finished, failed and running runs into one table and one plot (behind scripts/compare.py)."""
+"""Find and read runs for scripts/compare.py: metrics.json, overrides, the validation curve."""
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,69 +95,3 @@ def load_runs(run_dirs: list[Path]) -> tuple[list[Run], list[Unreadable]]:
         except Unreadable as error:
             unreadable.append(error)
     return runs, unreadable
-
-
-def names(runs: list[Run]) -> list[str]:
-    """Each run's overrides, less those that all runs share (the sweep's fixed settings), sorted: for
-    the jobs of one sweep, the names of their folders and TensorBoard runs."""
-    shared = set.intersection(*(set(run.overrides) for run in runs)) if len(runs) > 1 else set()
-    labels = [",".join(sorted(o for o in run.overrides if o not in shared)) for run in runs]
-    return [label or run.path.name for label, run in zip(labels, runs, strict=True)]
-
-
-def sort_key(metric: str, highest_first: bool = False):
-    def key(run: Run) -> tuple[int, float]:
-        value = run.value(metric)
-        finite = isinstance(value, (int, float)) and math.isfinite(value)
-        return (0, -value if highest_first else value) if finite else (1, 0.0)
-
-    return key
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
-    return "-" if value is None else str(value)
-
-
-def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    return [
-        {"run": label, "status": run.status, **{name: run.value(name) for name in columns(runs)[2:]}}
-        for label, run in zip(names(runs), runs, strict=True)
-    ]
-
-
-def markdown(rows: list[dict[str, Any]]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(row[name]) for name in header) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def plot_curves(runs: list[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, run in zip(names(runs), runs, strict=True):
-        if run.curve:
-            epochs, values = zip(*run.curve, strict=True)
-            axes.plot(epochs, values, label=label)
-    monitor = monitor_of(runs)[0]
-    axes.set(
-        xlabel="epoch", ylabel=monitor, title=monitor, yscale="log" if monitor == "val/ppl" else "linear"
-    )
-    if axes.lines:
-        axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
