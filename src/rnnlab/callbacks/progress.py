@@ -79,6 +79,7 @@ class StepCount:
     count rnnlab shows; a loader batch may hold several, `rnnlab.run.step_units`)."""
 
     _epoch_start: int | None = None
+    _shown: dict[str, Any] = {}  # the training metrics last logged, as shown (replaced, never mutated)
 
     def epoch_steps_total(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | float:
         """The optimiser steps this epoch will take (inf for an endless loader)."""
@@ -158,7 +159,7 @@ class BarProgress(StepCount, EpochLines, TQDMProgressBar):
             self._shown = {name: f"{value:.4g}" for name, value in logged.items()}
         if done // every > before // every or done >= (bar.total or 0):
             bar.n = done
-            shown = {**self.get_metrics(trainer, pl_module), **getattr(self, "_shown", {})}
+            shown = {**self.get_metrics(trainer, pl_module), **self._shown}
             bar.set_postfix(shown)  # redraws the bar
 
 
@@ -195,7 +196,7 @@ class LineProgress(StepCount, EpochLines, ProgressBar):
             self._shown = logged
         if not self._enabled or done // self.every_n_steps == before // self.every_n_steps:
             return
-        shown = "  ".join(f"{name} {value:.4g}" for name, value in getattr(self, "_shown", {}).items())
+        shown = "  ".join(f"{name} {value:.4g}" for name, value in self._shown.items())
         total = self.epoch_steps_total(trainer, pl_module)
         log.info(
             "epoch %d step %d/%s  %s",

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rnnlab.atomic import write_text_atomically
 from rnnlab.checkpoint import read_checkpoint
 from rnnlab.errors import UserError
+from rnnlab.readback import Unreadable, read_json, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class EvalConfig:
 def best_checkpoint(run_dir: Path) -> Path:
     """The run's best checkpoint (as its metrics.json names it), else its newest best-*, else last."""
     try:
-        named = json.loads((run_dir / "metrics.json").read_text()).get("best_checkpoint")
-    except (OSError, ValueError, AttributeError):
+        named = read_json(run_dir / "metrics.json").get("best_checkpoint")
+    except Unreadable:
         named = None
     if named and Path(named).is_file():
         return Path(named)
@@ -164,12 +165,9 @@ def entry_key(entry: dict[str, Any]) -> str:
 def record(path: Path, entry: dict[str, Any]) -> None:
     """Add (or replace) the entry in eval.json, atomically; an unreadable eval.json is set aside."""
     try:
-        entries = json.loads(path.read_text()) if path.is_file() else {}
-        entries = entries if isinstance(entries, dict) else {}
-    except (OSError, ValueError):
-        aside = path.with_suffix(".json.unreadable")
-        path.replace(aside)
-        log.warning("%s could not be read; set aside as %s", path, aside.name)
+        entries = read_json(path) if path.is_file() else {}
+    except Unreadable as error:
+        log.warning("%s; set aside as %s", error, set_aside(path).name)
         entries = {}
     entries[entry_key(entry)] = entry
     write_text_atomically(path, json.dumps(entries, indent=2) + "\n")
