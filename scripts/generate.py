@@ -32,8 +32,14 @@ class GenerateConfig:
 
 
 def main(argv: list[str]) -> int:
+    # The prefix is text, taken as typed: parsed as YAML, `prefix=ROMEO:` would be a mapping and
+    # `prefix=1` a number.
+    prefixes = [arg.partition("=")[2] for arg in argv if arg.startswith("prefix=")]
+    argv = [arg for arg in argv if not arg.startswith("prefix=")]
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(GenerateConfig), OmegaConf.from_dotlist(argv))
+        if prefixes:
+            cfg.prefix = prefixes[-1] or None
         ckpt = cfg.ckpt
     except OmegaConfBaseException as error:
         print(

@@ -6,6 +6,7 @@ with a deadline and its output kept in a file that a failure message names."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import select
@@ -381,3 +382,23 @@ def read_terminal(master: int, process: subprocess.Popen, timeout: float) -> byt
 
 def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(".hydra"))
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module, to call its `main` in-process."""
+    return load_module(ROOT / "benchmarks" / f"{name}.py")
+
+
+@functools.cache
+def load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"rnnlab_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_script(name: str):
+    """A script of scripts/ as a module, to call its `main` in-process (a subprocess costs seconds
+    of imports; tests that are about the command line itself run it as one)."""
+    return load_module(ROOT / "scripts" / f"{name}.py")

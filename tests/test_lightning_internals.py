@@ -2,7 +2,6 @@
 
 A failure here names the accessor an upgrade broke (`rnnlab.lightning_internals`)."""
 
-
 import lightning as L
 import pytest
 import torch
@@ -151,5 +150,3 @@ def test_nothing_else_in_rnnlab_reaches_into_lightnings_loops_or_private_names()
         if re.search(r"(?<!\w)" + re.escape(name), path.read_text())
     ]
     assert offenders == []
-
-

@@ -136,3 +136,30 @@ def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path):
         _, _, seconds, characters, step, loss = row.split(",")
         assert float(seconds) > 0 and int(characters) == int(step) * 40 and float(loss) > 0
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
+    """`--runs`: the curves of runs that already finished (each epoch's validation), not new training."""
+    from omegaconf import OmegaConf
+
+    from rnnlab.run.train import train
+    from tests.project import compose_train, load_benchmark
+
+    run_dir = tmp_path / "run"
+    overrides = ["data=text", f"data.path={corpus}", "data.batch_size=4", "data.num_steps=10"]
+    overrides += ["model.hidden_size=16", "trainer.max_epochs=2", "test=false", "seed=5"]
+    cfg = compose_train(*overrides, output_dir=str(run_dir))
+    train(cfg)
+    (run_dir / ".hydra").mkdir()  # as Hydra writes them for a run of train.py
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+
+    quality = load_benchmark("quality")
+    assert quality.main(["--runs", str(run_dir), f"--out={tmp_path / 'q'}"]) == 0
+    rows = (tmp_path / "q.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2  # one point per epoch's validation
+    assert all(row.startswith("default,5,") for row in rows)
+    steps = [int(row.split(",")[4]) for row in rows]
+    assert steps[1] == 2 * steps[0] > 0
+    assert quality.main(["--runs", str(tmp_path), f"--out={tmp_path / 'q2'}"]) == 2
+    assert "is not a run folder" in capsys.readouterr().err

@@ -12,9 +12,7 @@ each kind of command once as a subprocess. A new file joins the matrix with one 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import importlib.util
 import io
 import logging
 import os
@@ -29,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.errors import UserError
-from tests.project import ROOT, TINY, write_repetitive_corpus
+from tests.project import ROOT, TINY, load_script, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # the sweep the cases copy is built by the CLI
 
@@ -135,16 +133,6 @@ def finished(tmp_path_factory) -> Path:
     )
     (base / DAMAGED_JOB / "run.lock").write_text(dead.stdout)
     return base
-
-
-@functools.cache
-def load_script(name: str):
-    """A script of scripts/ as a module, to call its main in-process."""
-    spec = importlib.util.spec_from_file_location(f"rnnlab_script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the commands, in-process: each returns (exit status, what the user would read) ------------
