@@ -122,22 +122,17 @@ def plot(rows: list[dict], out: Path) -> None:
         by_chars.plot(
             [p["characters"] for p in points], [p["val_loss"] for p in points], marker=".", label=label
         )
-    for label, loss, seconds, chars in PUBLISHED:
-        by_time.scatter([seconds], [loss], marker="*", s=120, zorder=3)
-        by_time.annotate(label, (seconds, loss), textcoords="offset points", xytext=(6, 4), fontsize=7)
-        by_chars.scatter([chars], [loss], marker="*", s=120, zorder=3)
-        by_chars.annotate(label, (chars, loss), textcoords="offset points", xytext=(6, 4), fontsize=7)
-    for label, loss, seconds, chars in NANOGPT_RUN_HERE:
-        by_time.scatter([seconds], [loss], marker="X", s=80, zorder=3, color="black")
-        by_time.annotate(label, (seconds, loss), textcoords="offset points", xytext=(6, -10), fontsize=7)
-        by_chars.scatter([chars], [loss], marker="X", s=80, zorder=3, color="black")
-        by_chars.annotate(label, (chars, loss), textcoords="offset points", xytext=(6, -10), fontsize=7)
+    published = [(*point, "*", 160, color) for point, color in zip(PUBLISHED, ("C3", "C4"), strict=True)]
+    references = [*published, *((*point, "X", 80, "black") for point in NANOGPT_RUN_HERE)]
+    for label, loss, seconds, chars, marker, size, color in references:
+        by_time.scatter([seconds], [loss], marker=marker, s=size, color=color, zorder=3, label=label)
+        by_chars.scatter([chars], [loss], marker=marker, s=size, color=color, zorder=3)
     by_time.set(xlabel="wall-clock seconds since the process started", ylabel="val loss (nats per character)")
     by_chars.set(xlabel="characters trained on", xscale="log")
     by_time.legend(fontsize=7)
     figure.suptitle(
-        "tiny-shakespeare, nanoGPT's split: rnnlab measured here; stars: nanoGPT's published numbers; "
-        "X: nanoGPT's CPU recipe run here"
+        "tiny-shakespeare on nanoGPT's split: rnnlab measured on this machine;\n"
+        "nanoGPT: its published numbers (stars, their own hardware) and its CPU recipe run here (X)"
     )
     figure.tight_layout()
     figure.savefig(out)

@@ -3,7 +3,9 @@
     python scripts/compare.py outputs/multirun/2026-11-23/12-00-00 [more run or sweep dirs] [--out DIR]
         [--metric val_ppl] [--descending] [--tag baseline] [--format md|csv] [--each]
 
-Runs that differ only in `seed` are one row: every metric's mean ± sd and n. Finished, failed and
+Runs that differ only in `seed` are one row: every metric's mean ± sd and n. What scripts/eval.py
+measured of a run's best checkpoint is a column too (`val_loss_windowed64`, `val_loss_stream_b1`,
+...). Finished, failed and
 still-running runs are all listed (a run without metrics.json shows what its TensorBoard events hold
 so far); a run with a damaged file is listed as `unreadable: FILE: REASON` and left out. Writes
 comparison.md, comparison.csv, the validation curves (<monitor>.png: a seed group as its mean line

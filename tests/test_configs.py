@@ -252,6 +252,27 @@ def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_un
     assert preset.trainer.max_epochs >= cfg.trainer.max_epochs  # the search ran shorter trials
 
 
+def test_the_cpu_shakespeare_preset_is_a_point_of_its_search_under_the_same_budget():
+    from omegaconf import OmegaConf
+
+    from rnnlab.sweeps.search_space import search_space
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        search = compose("train", overrides=["hparams_search=shakespeare_char_cpu"], return_hydra_config=True)
+    preset = compose_train("experiment=shakespeare_char_cpu")
+    assert preset.trainer.max_time == search.trainer.max_time  # the trials' budget is the preset's
+    assert preset.test is False and list(preset.data.splits) == [0.9, 0.1, 0.0]  # nanoGPT's val, no test
+    space = search_space(dict(search.hydra.sweeper.params), [])
+    for key, dimension in space.dimensions.items():
+        value = OmegaConf.select(preset, key)
+        if dimension.kind == "choice":
+            assert value in dimension.choices, key
+        else:
+            assert dimension.low <= value <= dimension.high, key
+    for key in ("num_layers", "embedding_dim", "cell"):
+        assert preset.model[key] == search.model[key]  # what the search held fixed
+
+
 def test_the_awd_lstm_model_writes_down_the_published_settings():
     from rnnlab.models.recurrent import RecurrentNet
 

@@ -90,4 +90,3 @@ def set_update_count(metric: Metric, count: int) -> None:
     """How many updates a metric has had (`_update_count`; torchmetrics offers a getter only), so
     that a metric restored mid-epoch computes and warns as the one it was saved from."""
     metric._update_count = count
-

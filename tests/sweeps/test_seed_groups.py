@@ -15,7 +15,7 @@ import yaml
 
 from rnnlab.sweeps.comparison import load_run
 from rnnlab.sweeps.group_plots import mean_curve
-from rnnlab.sweeps.seed_groups import group_runs
+from rnnlab.sweeps.seed_groups import group_rows, group_runs
 from tests.project import ROOT
 
 
@@ -143,3 +143,54 @@ def test_a_folder_with_no_runs_is_one_line_and_exit_2(tmp_path):
     assert "no run directories" in result.stderr
     tagged = compare(str(tmp_path), "--tag", "x")
     assert tagged.returncode == 2
+
+
+def test_eval_py_results_on_the_best_checkpoint_become_columns_pooled_over_seeds(tmp_path):
+    """eval.json entries for the best checkpoint on the run's own splits are columns; another
+    checkpoint's, or another text's, are not."""
+    runs = []
+    for seed, windowed in ((1, 1.6), (2, 1.8)):
+        run = fake_run(tmp_path / f"s{seed}", ["data=tinyshakespeare", f"seed={seed}"], 5.0, [6.0, 5.0])
+        metrics = json.loads((run / "metrics.json").read_text())
+        best = str(run / "checkpoints" / "best-epoch001.ckpt")
+        (run / "metrics.json").write_text(json.dumps({**metrics, "best_checkpoint": best}))
+        entries = {
+            "a": {
+                "checkpoint": best,
+                "split": "val",
+                "eval_mode": "windowed",
+                "eval_window": 64,
+                "val_loss": windowed,
+            },
+            "b": {
+                "checkpoint": best,
+                "split": "val",
+                "eval_mode": "stream",
+                "batch_size": 1,
+                "val_loss": 1.5,
+            },
+            "c": {
+                "checkpoint": best,
+                "split": "/elsewhere/other.txt",
+                "eval_mode": "stream",
+                "val_loss": 9.0,
+            },
+            "d": {
+                "checkpoint": str(run / "checkpoints" / "last.ckpt"),
+                "split": "val",
+                "eval_mode": "windowed",
+                "eval_window": 64,
+                "val_loss": 9.0,
+            },
+        }
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "eval.json").write_text(json.dumps(entries))
+        runs.append(load_run(run))
+    assert {k: v for k, v in runs[0].metrics.items() if k.startswith("val_loss")} == {
+        "val_loss_windowed64": 1.6,
+        "val_loss_stream_b1": 1.5,
+    }
+    (group,) = group_runs(runs)
+    rows = group_rows([group], ("val_loss_windowed64",))
+    assert rows[0]["val_loss_windowed64"] == pytest.approx(1.7)
+    assert rows[0]["val_loss_windowed64_sd"] == pytest.approx(0.02**0.5)  # sample sd of 1.6 and 1.8

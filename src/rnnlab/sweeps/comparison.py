@@ -1,4 +1,5 @@
-"""Find and read runs for scripts/compare.py: metrics.json, overrides, the validation curve."""
+"""Find and read runs for scripts/compare.py: metrics.json, overrides, the validation curve, and what
+scripts/eval.py measured of the run's best checkpoint (eval.json)."""
 
 from __future__ import annotations
 
@@ -74,12 +75,34 @@ def read_curve(run_dir: Path, tag: str = "val/ppl") -> list[tuple[int, float]]:
     return [(epoch_at.get(e.step, i + 1), e.value) for i, e in enumerate(events.Scalars(tag))]
 
 
+def evaluations(run_dir: Path, metrics: dict[str, Any]) -> dict[str, float]:
+    """The losses eval.py wrote for the run's best checkpoint on its own splits, one column per way of
+    scoring: `val_loss_windowed64`, `val_loss_stream` (`_b1` for a batch of one stream)."""
+    best = metrics.get("best_checkpoint")
+    eval_file = run_dir / "checkpoints" / "eval.json"
+    if not isinstance(best, str) or not eval_file.is_file():
+        return {}
+    found = {}
+    for entry in read_json(eval_file).values():
+        split, mode = entry.get("split"), entry.get("eval_mode")
+        of_best = Path(str(entry.get("checkpoint"))).name == Path(best).name
+        if not of_best or split not in ("val", "test") or not mode:
+            continue
+        way = f"{mode}{entry['eval_window']}" if mode == "windowed" else mode
+        if mode == "stream" and entry.get("batch_size") == 1:
+            way += "_b1"
+        if isinstance(entry.get(f"{split}_loss"), float):
+            found[f"{split}_loss_{way}"] = entry[f"{split}_loss"]
+    return found
+
+
 def load_run(run_dir: Path) -> Run:
     """The run as its files say; `Unreadable` (naming the file) if one of them is damaged."""
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = read_overrides(overrides_file) if overrides_file.exists() else []
     metrics_file = run_dir / "metrics.json"
     metrics = read_json(metrics_file) if metrics_file.exists() else {}
+    metrics |= evaluations(run_dir, metrics)
     monitor = metrics.get("monitor", "val/ppl")
     return Run(
         run_dir, overrides, metrics, read_curve(run_dir, monitor if isinstance(monitor, str) else "val/ppl")
