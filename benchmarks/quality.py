@@ -127,7 +127,11 @@ def plot(rows: list[dict], out: Path) -> None:
     for label, loss, seconds, chars, marker, size, color in references:
         by_time.scatter([seconds], [loss], marker=marker, s=size, color=color, zorder=3, label=label)
         by_chars.scatter([chars], [loss], marker=marker, s=size, color=color, zorder=3)
-    by_time.set(xlabel="wall-clock seconds since the process started", ylabel="val loss (nats per character)")
+    by_time.set(
+        xlabel="wall-clock seconds since the process started",
+        ylabel="val loss (nats per character)",
+        xscale="log",
+    )
     by_chars.set(xlabel="characters trained on", xscale="log")
     by_time.legend(fontsize=7)
     figure.suptitle(

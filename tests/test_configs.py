@@ -252,25 +252,46 @@ def test_the_preset_search_tunes_settings_that_exist_and_keeps_the_test_split_un
     assert preset.trainer.max_epochs >= cfg.trainer.max_epochs  # the search ran shorter trials
 
 
-def test_the_cpu_shakespeare_preset_is_a_point_of_its_search_under_the_same_budget():
+def seconds(max_time: str) -> int:
+    days, hours, minutes, secs = (int(part) for part in max_time.split(":"))
+    return ((days * 24 + hours) * 60 + minutes) * 60 + secs
+
+
+# (preset, its search, how many times the search's budget the preset gets)
+SHAKESPEARE_PRESETS = [
+    ("shakespeare_char_cpu", "shakespeare_char_cpu", 1),
+    ("shakespeare_char", "shakespeare_char", 4),
+]
+
+
+@pytest.mark.parametrize(("preset_name", "search_name", "budget_ratio"), SHAKESPEARE_PRESETS)
+def test_each_shakespeare_preset_is_a_point_of_its_search_with_the_budget_it_says(
+    preset_name, search_name, budget_ratio
+):
     from omegaconf import OmegaConf
 
     from rnnlab.sweeps.search_space import search_space
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        search = compose("train", overrides=["hparams_search=shakespeare_char_cpu"], return_hydra_config=True)
-    preset = compose_train("experiment=shakespeare_char_cpu")
-    assert preset.trainer.max_time == search.trainer.max_time  # the trials' budget is the preset's
+        search = compose("train", overrides=[f"hparams_search={search_name}"], return_hydra_config=True)
+    preset = compose_train(f"experiment={preset_name}")
     assert preset.test is False and list(preset.data.splits) == [0.9, 0.1, 0.0]  # nanoGPT's val, no test
+    # the trials' budget scaled (a little under, to keep start-up and the last validation inside)
+    ratio = seconds(preset.trainer.max_time) / seconds(search.trainer.max_time)
+    assert budget_ratio * 0.95 <= ratio <= budget_ratio
     space = search_space(dict(search.hydra.sweeper.params), [])
     for key, dimension in space.dimensions.items():
         value = OmegaConf.select(preset, key)
+        if key == "trainer.max_epochs":
+            value //= budget_ratio  # the decay stretched with the budget
         if dimension.kind == "choice":
             assert value in dimension.choices, key
         else:
             assert dimension.low <= value <= dimension.high, key
-    for key in ("num_layers", "embedding_dim", "cell"):
-        assert preset.model[key] == search.model[key]  # what the search held fixed
+    fixed = ["model.num_layers", "model.hidden_size", "model.embedding_dim", "model.cell"]
+    fixed += ["data.batch_size", "data.num_steps", "optimizer._target_", "scheduler._target_"]
+    for key in (k for k in fixed if k not in space.dimensions):
+        assert OmegaConf.select(preset, key) == OmegaConf.select(search, key), key  # held fixed
 
 
 def test_the_awd_lstm_model_writes_down_the_published_settings():
