@@ -122,7 +122,8 @@ def plot(rows: list[dict], out: Path) -> None:
         by_chars.plot(
             [p["characters"] for p in points], [p["val_loss"] for p in points], marker=".", label=label
         )
-    published = [(*point, "*", 160, color) for point, color in zip(PUBLISHED, ("C3", "C4"), strict=True)]
+    colors = ("gold", "magenta")  # outside matplotlib's line cycle, so no run shares them
+    published = [(*point, "*", 160, color) for point, color in zip(PUBLISHED, colors, strict=True)]
     references = [*published, *((*point, "X", 80, "black") for point in NANOGPT_RUN_HERE)]
     for label, loss, seconds, chars, marker, size, color in references:
         by_time.scatter([seconds], [loss], marker=marker, s=size, color=color, zorder=3, label=label)
