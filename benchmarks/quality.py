@@ -77,34 +77,30 @@ def train(
 
 
 def run_config(run_dir: Path) -> dict:
-    import yaml
+    from rnnlab.readback import read_yaml
 
-    return yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-
-
-def chars_per_step(run_dir: Path) -> int:
-    data = run_config(run_dir)["data"]
-    return int(data["batch_size"]) * int(data["num_steps"])
+    return read_yaml(run_dir / ".hydra" / "config.yaml")
 
 
-def experiment_of(run_dir: Path) -> str:
-    """The experiment= of a finished run's command line (default: none given)."""
-    import yaml
-
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    named = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
-    return named[0] if named else "default"
+def chars_per_step(config: dict) -> int:
+    return int(config["data"]["batch_size"]) * int(config["data"]["num_steps"])
 
 
 def finished_curves(run_dirs: list[Path]) -> list[dict]:
+    """The curves of finished runs, labelled by their experiment= (default: none) and seed."""
+    from rnnlab.readback import read_overrides
+
     rows = []
     for run_dir in run_dirs:
-        if not (run_dir / ".hydra" / "config.yaml").is_file():
+        config_file = run_dir / ".hydra" / "config.yaml"
+        if not config_file.is_file():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no .hydra/config.yaml)")
-        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
-        seed = run_config(run_dir)["seed"]
-        for point in curve(run_dir, started, chars_per_step(run_dir)):
-            rows.append({"experiment": experiment_of(run_dir), "seed": seed, **point})
+        config = run_config(run_dir)
+        overrides = read_overrides(run_dir / ".hydra" / "overrides.yaml")
+        named = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
+        label = {"experiment": next(iter(named), "default"), "seed": config["seed"]}
+        points = curve(run_dir, config_file.stat().st_mtime, chars_per_step(config))
+        rows += [{**label, **point} for point in points]
     return rows
 
 
@@ -161,13 +157,16 @@ def main(argv: list[str]) -> int:
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        if not rows:
+            print("error: the runs hold no val/loss point", file=sys.stderr)
+            return 2
         return write(rows, out)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in (int(s) for s in args.seeds.split(",")):
             started = time.time()
             run_dir = train(args.experiment, seed, args.minutes, args.val_every, args.set, Path(folder))
-            for point in curve(run_dir, started, chars_per_step(run_dir)):
+            for point in curve(run_dir, started, chars_per_step(run_config(run_dir))):
                 rows.append({"experiment": args.experiment or "default", "seed": seed, **point})
     if not rows:
         print("error: no validation inside the budget; lower --val-every or raise --minutes", file=sys.stderr)
@@ -176,9 +175,6 @@ def main(argv: list[str]) -> int:
 
 
 def write(rows: list[dict], out: Path) -> int:
-    if not rows:
-        print("error: the runs hold no val/loss point", file=sys.stderr)
-        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
