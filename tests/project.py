@@ -23,6 +23,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from tests.warm_python import WarmProcess, WarmPython
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
@@ -258,7 +260,7 @@ class Finished:
         )
 
 
-def stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen | WarmProcess) -> None:
     """SIGKILL the child and whatever it started (it runs in its own session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -269,27 +271,19 @@ def run_command(
     command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
 ) -> Finished:
     """Run `command` to its end, at most `timeout` seconds (then it and its children are killed and the
-    test fails naming the output files)."""
+    test fails naming the output files). `python SCRIPT ...` forks from the warm Python (see
+    tests/warm_python.py) unless RNNLAB_TEST_FRESH_PYTHON=1; any other command starts as itself."""
     name = Path(command[1]).stem if len(command) > 1 else "child"
     stdout_file, stderr_file = new_output_file(f"{name}-stdout"), new_output_file(f"{name}-stderr")
-    with stdout_file.open("w") as out, stderr_file.open("w") as err:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            stop_group(process)
-            raise AssertionError(
-                f"{' '.join(command)} ran past its {timeout} s deadline and was killed; "
-                f"stdout {stdout_file}, stderr {stderr_file}; stderr ends:\n{tail(stderr_file)}"
-            ) from None
+    process = launch(command, cwd=cwd, env=env, stdout=stdout_file, stderr=stderr_file)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(process)
+        raise AssertionError(
+            f"{' '.join(command)} ran past its {timeout} s deadline and was killed; "
+            f"stdout {stdout_file}, stderr {stderr_file}; stderr ends:\n{tail(stderr_file)}"
+        ) from None
     return Finished(
         command,
         process.returncode,
@@ -298,6 +292,37 @@ def run_command(
         stdout_file,
         stderr_file,
     )
+
+
+_warm: WarmPython | None = None
+
+
+def launch(
+    command: list[str], *, cwd: Path, env: dict[str, str] | None, stdout: Path, stderr: Path | None
+) -> subprocess.Popen | WarmProcess:
+    """Start `command` in its own session, output to `stdout` (and `stderr`, or `stdout` when None).
+    A `python SCRIPT ARGS` command forks from this test process's warm Python: the same process a
+    user's command would be, less the interpreter's start and imports."""
+    global _warm
+    env = dict(os.environ if env is None else env)
+    fresh = os.environ.get("RNNLAB_TEST_FRESH_PYTHON") == "1"
+    if command[0] == sys.executable and len(command) > 1 and command[1].endswith(".py") and not fresh:
+        if _warm is None or _warm.server.poll() is not None:
+            _warm = WarmPython(child_environment())
+        if _warm.can_run(env):
+            return _warm.start(command[1:], cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(stdout.open("w"))
+        err = subprocess.STDOUT if stderr is None else files.enter_context(stderr.open("w"))
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) -> Finished:
@@ -310,7 +335,7 @@ def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) ->
 class Child:
     """A script still running, its stdout and stderr together in `output_file`."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen | WarmProcess
     output_file: Path
 
     def output(self) -> str:
@@ -323,16 +348,8 @@ class Child:
 def start(script: str, *args: str, cwd: Path) -> Child:
     """Start `python scripts/<script> ARGS` in `cwd` in its own session, output to a file."""
     output_file = new_output_file(Path(script).stem)
-    with output_file.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / script), *args],
-            cwd=cwd,
-            env=child_environment(cwd),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    command = [sys.executable, str(ROOT / "scripts" / script), *args]
+    process = launch(command, cwd=cwd, env=child_environment(cwd), stdout=output_file, stderr=None)
     return Child(process, output_file)
 
 

@@ -34,6 +34,13 @@ def quiet_libraries() -> None:
     # `import lightning` gives the "lightning" logger a console handler of its own, on top of the root
     # handlers Hydra sets up (console and the run's log file): without this every line prints twice.
     logging.getLogger("lightning").handlers.clear()
+    # Imported before any root handler existed (a Python session, a process that loaded Lightning early),
+    # its subpackages keep a console handler of their own and stop their lines there: the run's log
+    # file would miss "Seed set to ..." and the like. Whatever the import order, they go to the root.
+    if logging.getLogger().hasHandlers():
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
     # ...and it advertises a cloud service on every run.
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_an_advert not in rank_zero.filters:
