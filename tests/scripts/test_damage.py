@@ -29,7 +29,9 @@ import pytest
 from rnnlab.errors import UserError
 from tests.project import ROOT, TINY, load_script, write_repetitive_corpus
 
-pytestmark = pytest.mark.slow  # the sweep the cases copy is built by the CLI
+# The sweep the cases copy is built by the CLI, once: one worker runs them all (a module fixture would be
+# built again on every worker, and again whenever a worker came back to this module).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("damage")]
 
 JOBS = ("model=gru", "model=rnn")  # the damage goes into model=rnn; model=gru stays whole
 DAMAGED_JOB = "sweep/model=rnn"
@@ -115,7 +117,7 @@ def script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Path:
     """A folder with `corpus.txt`, `data/` (its token cache) and `sweep/`: two finished one-epoch jobs,
     one of them also left with the lock of a run that was killed (a dead process's pid)."""

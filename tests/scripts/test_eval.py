@@ -11,10 +11,10 @@ from rnnlab.errors import UserError
 from rnnlab.run.evaluate import EvalConfig, evaluate
 from tests.project import run, write_repetitive_corpus
 
-pytestmark = pytest.mark.slow  # trains two small runs as subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eval")]  # two small runs trained once, shared
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """One finished language-model run and one finished tutorial run (the diabetes lesson)."""
     work = tmp_path_factory.mktemp("eval-runs")

@@ -19,18 +19,20 @@ from tests.project import TINY, Child, run, start, wait_until, write_repetitive_
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
 EXACT = ["trainer.deterministic=true", "seed=3"]
-# last.ckpt only from the mid-epoch callback, every 37 steps: never at an epoch's end in these runs
-# (474 batches an epoch), so a kill always leaves a checkpoint from inside an epoch.
+# last.ckpt only from the mid-epoch callback, every 37 steps: never at an epoch's end in these runs (474
+# windows an epoch; the tbptt case 237 windows of 3 steps), so a kill always leaves a checkpoint from
+# inside an epoch.
 EVERY_37_STEPS = [
     "callbacks.model_checkpoint.save_last=false",
     "callbacks.mid_epoch_checkpoint.train_time_interval=null",
     "callbacks.mid_epoch_checkpoint.every_n_train_steps=37",
 ]
-TEXT = [*TINY, "data.max_tokens=20000", "trainer.max_epochs=3", "model.num_layers=2", "model.dropout=0.2"]
+TEXT = [*TINY, "trainer.max_epochs=3", "model.num_layers=2", "model.dropout=0.2"]
 CASES = {
-    "sequential": [*TEXT, *EVERY_37_STEPS],
-    "random": [*TEXT, "data.sampling=random", *EVERY_37_STEPS],
-    "tbptt": [*TEXT, "task.tbptt_steps=4", *EVERY_37_STEPS],  # 3 optimiser steps a batch
+    "sequential": [*TEXT, "data.max_tokens=20000", *EVERY_37_STEPS],
+    "random": [*TEXT, "data.max_tokens=20000", "data.sampling=random", *EVERY_37_STEPS],
+    # 3 optimiser steps a window: half the text gives about as many steps an epoch as the others have
+    "tbptt": [*TEXT, "data.max_tokens=10000", "task.tbptt_steps=4", *EVERY_37_STEPS],
     "diabetes": [
         "experiment=diabetes_mlp",
         "data.batch_size=8",  # 67 batches an epoch
@@ -40,7 +42,7 @@ CASES = {
         "callbacks.mid_epoch_checkpoint.every_n_train_steps=7",  # an epoch's end only at step 469
     ],
 }
-KILL_BETWEEN = {"sequential": (60, 900), "random": (60, 900), "tbptt": (150, 2700), "diabetes": (40, 400)}
+KILL_BETWEEN = {"sequential": (60, 900), "random": (60, 900), "tbptt": (75, 1350), "diabetes": (40, 400)}
 
 
 # The kill points are drawn from this seed, printed with every failure: TEST_KILL_SEED=<seed> repeats them.
@@ -122,7 +124,7 @@ def equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Path:
     return write_repetitive_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
 
@@ -132,7 +134,7 @@ def corpus(tmp_path_factory) -> Path:
 SHARES_STRAIGHT_RUN = pytest.mark.xdist_group("resume_text_sequential")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def straight_text_run(tmp_path_factory, corpus) -> Path:
     """The uninterrupted run of CASES["sequential"] (= the signal tests' command), for comparison."""
     straight = tmp_path_factory.mktemp("straight") / "straight"

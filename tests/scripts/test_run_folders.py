@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, TINY, write_repetitive_corpus
+from tests.project import ROOT, TINY, launch, new_output_file, stop_group, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # four CLI runs
 
@@ -36,18 +35,27 @@ def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(
         "debug=fdr",
         "callbacks.progress.style=lines",
     ]
+    frozen = tmp_path / "frozen_clock.py"
+    frozen.write_text(FROZEN)
+    logs = [new_output_file(f"seed{seed}") for seed in range(1, 5)]
     runs = [
-        subprocess.Popen(
-            [sys.executable, "-c", FROZEN, str(ROOT / "scripts" / "train.py"), f"seed={seed}", *args],
+        launch(
+            [sys.executable, str(frozen), str(ROOT / "scripts" / "train.py"), f"seed={seed}", *args],
             cwd=work,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            stdout=log,
+            stderr=None,
         )
-        for seed in range(1, 5)
+        for seed, log in zip(range(1, 5), logs, strict=True)
     ]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    try:
+        for run in runs:
+            run.wait(timeout=600)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                stop_group(run)
+    outputs = [log.read_text() for log in logs]
     for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output[-3000:]
     said = sorted(

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, chromium, module_installed, rendered_page, run
+from tests.project import (
+    ROOT,
+    chromium,
+    launch,
+    module_installed,
+    new_output_file,
+    rendered_page,
+    run,
+    stop_group,
+)
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
@@ -52,7 +61,10 @@ def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
+SHARES_GRADED_SEARCH = pytest.mark.xdist_group("graded_search")  # one worker runs it, once
+
+
+@pytest.fixture(scope="session")
 def graded_search(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """A grid over four learning rates: one trains, one is hopeless (pruned by a threshold on its
     first validation), one raises (a negative rate), one ends with an infinite perplexity."""
@@ -79,6 +91,7 @@ def trial_by_lr(study) -> dict[float, object]:
     return {trial.params["optimizer.lr"]: trial for trial in study.get_trials()}
 
 
+@SHARES_GRADED_SEARCH
 def test_failed_trials_are_recorded_and_the_search_finishes_with_a_failing_status(graded_search):
     result, sweep_dir = graded_search
     assert result.returncode == 1, output(result)[-3000:]
@@ -98,6 +111,7 @@ def test_failed_trials_are_recorded_and_the_search_finishes_with_a_failing_statu
     assert "Traceback" not in output(result)
 
 
+@SHARES_GRADED_SEARCH
 def test_a_hopeless_trial_is_pruned_at_its_first_validation_and_keeps_its_checkpoints(graded_search):
     _, sweep_dir = graded_search
     study = load_study(f"sqlite:///{sweep_dir / 'study.db'}")
@@ -145,13 +159,14 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(workdir, repeti
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(workdir.parent / "no-data-here")
-    search = subprocess.Popen(
+    env["PYTHONUNBUFFERED"] = "1"
+    log = new_output_file("search")
+    search = launch(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *command],
         cwd=workdir,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        stdout=log,
+        stderr=None,
     )
     killed, deadline = None, time.monotonic() + 240
     try:
@@ -193,7 +208,8 @@ def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetit
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(tmp_path / "no-data-here")
-    workers = []
+    env["PYTHONUNBUFFERED"] = "1"
+    workers, logs = [], []
     for worker in ("a", "b"):
         (tmp_path / worker).mkdir()
         command = [
@@ -204,17 +220,17 @@ def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetit
             f"hydra.sweeper.storage={url}",
             f"hydra.sweep.dir={tmp_path / worker / 'sweep'}",
         ]
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "scripts" / "train.py"), *command],
-                cwd=tmp_path / worker,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    logs = [worker.communicate(timeout=600)[0] for worker in workers]
+        logs.append(new_output_file(f"worker-{worker}"))
+        command = [sys.executable, str(ROOT / "scripts" / "train.py"), *command]
+        workers.append(launch(command, cwd=tmp_path / worker, env=env, stdout=logs[-1], stderr=None))
+    try:
+        for worker in workers:
+            worker.wait(timeout=600)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                stop_group(worker)
+    logs = [log.read_text() for log in logs]
     assert [worker.returncode for worker in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     trials = load_study(url).get_trials()
     finished = [t for t in trials if not t.user_attrs.get("surplus")]

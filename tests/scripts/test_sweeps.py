@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves
 JOBS = {cell: f"model={cell}" for cell in ("gru", "rnn")}  # named by what varies across the sweep
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # with xdist_group("sweep"): built once
 def sweep(tmp_path_factory) -> tuple[Path, Path]:
     """A finished 2-job sweep (rnn, gru); yields (its working dir, the sweep dir)."""
     workdir = tmp_path_factory.mktemp("sweep")
