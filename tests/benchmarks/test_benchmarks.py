@@ -117,7 +117,7 @@ def test_corpus(tmp_path):
 
 def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path):
     out = tmp_path / "quality"
-    options = ["--minutes=0.2", "--val-every=16", f"--out={out}"]
+    options = ["--minutes=0.05", "--val-every=16", f"--out={out}"]
     tiny = [
         "data=text",
         f"data.path={corpus}",
