@@ -1,7 +1,7 @@
 """A Python that has already imported torch, Lightning, Hydra and rnnlab, and forks a child for each
 command the tests run. Each child is a process of its own, as `python scripts/X.py ARGS` would be:
 its own argv, working directory, environment, output files, session, signals and exit status. What it
-skips is the interpreter's start and the imports (about 4 s of CPU per command on 2 cores), which the
+skips is the interpreter's start and the imports (3-5 s of CPU per command on 2 cores), which the
 ~100 command-line tests would otherwise pay each.
 
 `RNNLAB_TEST_FRESH_PYTHON=1` runs every command in a fresh interpreter instead; tests whose point is
