@@ -15,7 +15,7 @@ import yaml
 
 from rnnlab.sweeps.comparison import load_run
 from rnnlab.sweeps.group_plots import mean_curve
-from rnnlab.sweeps.seed_groups import group_rows, group_runs
+from rnnlab.sweeps.seed_groups import group_rows, group_runs, markdown
 from tests.project import ROOT
 
 
@@ -194,3 +194,14 @@ def test_eval_py_results_on_the_best_checkpoint_become_columns_pooled_over_seeds
     rows = group_rows([group], ("val_loss_windowed64",))
     assert rows[0]["val_loss_windowed64"] == pytest.approx(1.7)
     assert rows[0]["val_loss_windowed64_sd"] == pytest.approx(0.02**0.5)  # sample sd of 1.6 and 1.8
+
+
+def test_an_sd_is_written_to_the_precision_of_its_mean():
+    row = {
+        "run": "lstm",
+        "val_ppl": 3.978,
+        "val_ppl_sd": 0.0231,
+        "tokens_per_s": 6837.4,
+        "tokens_per_s_sd": 173.132,
+    }
+    assert "| lstm | 3.978 ± 0.023 | 6,837 ± 173 |" in markdown([row])

@@ -125,6 +125,13 @@ def _number(value: Any) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
 
 
+def _spread(sd: float, mean: Any) -> str:
+    """An sd to the precision its mean is written with: `6,837 ± 173`, not `6,837 ± 173.132`."""
+    if isinstance(mean, (int, float)) and not isinstance(mean, bool) and abs(mean) >= 1000:
+        return f"{sd:,.0f}"
+    return f"{sd:.3f}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table, each metric as `mean ± sd` where there is an sd."""
     header = [name for name in rows[0] if not name.endswith("_sd")]
@@ -134,7 +141,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         for name in header:
             cell = _number(row[name])
             sd = row.get(f"{name}_sd")
-            cells.append(f"{cell} ± {_number(sd)}" if sd is not None else cell)
+            cells.append(f"{cell} ± {_spread(sd, row[name])}" if sd is not None else cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
