@@ -325,6 +325,17 @@ def launch(
         )
 
 
+def wait_all(processes: list[subprocess.Popen | WarmProcess], timeout: float) -> None:
+    """Wait for processes started together; any still running when one fails or times out is killed."""
+    try:
+        for process in processes:
+            process.wait(timeout=timeout)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                stop_group(process)
+
+
 def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) -> Finished:
     """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
     command = [sys.executable, str(ROOT / "scripts" / script), *args]

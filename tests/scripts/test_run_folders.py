@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, TINY, launch, new_output_file, stop_group, write_repetitive_corpus
+from tests.project import ROOT, TINY, launch, new_output_file, wait_all, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # four CLI runs
 
@@ -48,13 +48,7 @@ def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(
         )
         for seed, log in zip(range(1, 5), logs, strict=True)
     ]
-    try:
-        for run in runs:
-            run.wait(timeout=600)
-    finally:
-        for run in runs:
-            if run.poll() is None:
-                stop_group(run)
+    wait_all(runs, timeout=600)
     outputs = [log.read_text() for log in logs]
     for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output[-3000:]

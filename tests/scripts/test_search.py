@@ -24,7 +24,7 @@ from tests.project import (
     new_output_file,
     rendered_page,
     run,
-    stop_group,
+    wait_all,
 )
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
@@ -223,13 +223,7 @@ def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetit
         logs.append(new_output_file(f"worker-{worker}"))
         command = [sys.executable, str(ROOT / "scripts" / "train.py"), *command]
         workers.append(launch(command, cwd=tmp_path / worker, env=env, stdout=logs[-1], stderr=None))
-    try:
-        for worker in workers:
-            worker.wait(timeout=600)
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                stop_group(worker)
+    wait_all(workers, timeout=600)
     logs = [log.read_text() for log in logs]
     assert [worker.returncode for worker in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     trials = load_study(url).get_trials()
