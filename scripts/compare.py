@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.sweeps.comparison import find_runs, load_runs, monitor_of
-from rnnlab.sweeps.group_plots import plot_curves, plot_final
-from rnnlab.sweeps.seed_groups import (
+from rnnlab.compare.comparison import find_runs, load_runs, monitor_of
+from rnnlab.compare.group_plots import plot_curves, plot_final
+from rnnlab.compare.seed_groups import (
     csv_text,
     group_rows,
     group_runs,

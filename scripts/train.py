@@ -50,10 +50,9 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from rnnlab.command_line import release_unused, rewrite_command
     from rnnlab.errors import UserError
-    from rnnlab.run.folders import release_unused
-    from rnnlab.run.resume import rewrite_command
-    from rnnlab.sweeps.search_space import check_override_syntax
+    from rnnlab.search.search_space import check_override_syntax
 
     try:  # the run's own folder (`resume=`: its earlier one), which Hydra must know before it starts
         sys.argv[1:] = rewrite_command(sys.argv[1:])  # resume= first: a run folder's path may hold '='

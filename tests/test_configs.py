@@ -270,7 +270,7 @@ def test_each_shakespeare_preset_is_a_point_of_its_search_with_the_budget_it_say
 ):
     from omegaconf import OmegaConf
 
-    from rnnlab.sweeps.search_space import search_space
+    from rnnlab.search.search_space import search_space
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         search = compose("train", overrides=[f"hparams_search={search_name}"], return_hydra_config=True)
@@ -311,8 +311,8 @@ SEARCHES = sorted(path.stem for path in (CONF_DIR / "hparams_search").glob("*.ya
 def test_every_search_composes_with_rnnlab_s_sweeper_and_searches_keys_that_exist(search):
     from omegaconf import OmegaConf
 
-    from rnnlab.sweeps.search_check import SWEEPER, check_keys
-    from rnnlab.sweeps.search_space import search_space
+    from rnnlab.search.search_check import SWEEPER, check_keys
+    from rnnlab.search.search_space import search_space
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)

@@ -12,9 +12,10 @@ import pytest
 import torch
 import yaml
 
+from rnnlab.command_line import rewrite_command
 from rnnlab.errors import UserError
-from rnnlab.run.fallback import saved_overrides
-from rnnlab.run.resume import job_plan, rewrite_command
+from rnnlab.overrides import saved_overrides
+from rnnlab.run.resume import job_plan
 
 OVERRIDES = ["model=gru", "data.batch_size=8"]
 
@@ -133,7 +134,7 @@ def test_a_damaged_sweep_command_is_one_line(tmp_path):
 
 
 def test_a_lock_names_its_process_by_pid_and_start_time(tmp_path):
-    from rnnlab.run.resume import LOCK, process_start, writer_of
+    from rnnlab.run.lock import LOCK, process_start, writer_of
 
     parent = os.getppid()  # alive, and not this process
     (tmp_path / LOCK).write_text(f"{parent} {process_start(parent)}\n")

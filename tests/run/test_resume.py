@@ -9,8 +9,10 @@ import pytest
 import torch
 import yaml
 
+from rnnlab.command_line import rewrite_command
 from rnnlab.errors import UserError
-from rnnlab.run.resume import LOCK, job_plan, rewrite_command
+from rnnlab.run.lock import LOCK
+from rnnlab.run.resume import job_plan
 
 
 def make_run(path: Path, overrides: list[str], checkpoint: str | None = "last.ckpt") -> Path:
@@ -29,8 +31,8 @@ def test_a_resumed_run_is_composed_from_its_own_overrides_and_the_new_ones(tmp_p
         "model=gru",
         "data.batch_size=8",
         "trainer.max_epochs=4",  # the new value replaces the saved one
-        f'hydra.run.dir="{run}"',
-        f'resume="{run}"',
+        f"hydra.run.dir='{run}'",
+        f"resume='{run}'",
     ]
 
 
@@ -40,7 +42,7 @@ def test_ckpt_path_last_resumes_the_newest_run_with_a_checkpoint(tmp_path, monke
     new = make_run(tmp_path / "outputs" / "b", ["seed=2"])
     make_run(tmp_path / "outputs" / "c", ["seed=3"], checkpoint=None)  # newest, but nothing to resume
     os.utime(old / "checkpoints" / "last.ckpt", (1, 1))
-    assert f'hydra.run.dir="{new}"' in rewrite_command(["ckpt_path=last"])
+    assert f"hydra.run.dir='{new}'" in rewrite_command(["ckpt_path=last"])
 
 
 def parent_folder(run: Path) -> Path:
@@ -80,7 +82,7 @@ def test_a_stale_lock_of_a_dead_process_does_not_block_a_resume(tmp_path):
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     (run / LOCK).write_text(dead.stdout)
-    assert f'resume="{run}"' in rewrite_command([f"resume={run}"])
+    assert f"resume='{run}'" in rewrite_command([f"resume={run}"])
 
 
 def test_a_sweep_resumes_only_with_its_own_command(tmp_path):
@@ -93,8 +95,8 @@ def test_a_sweep_resumes_only_with_its_own_command(tmp_path):
         "-m",
         "trainer.max_epochs=2",
         "model=rnn,gru",
-        f'hydra.sweep.dir="{sweep}"',
-        f'resume="{sweep}"',
+        f"hydra.sweep.dir='{sweep}'",
+        f"resume='{sweep}'",
     ]
     with pytest.raises(UserError, match="was swept by another command"):
         rewrite_command(["-m", "model=rnn,lstm", "trainer.max_epochs=2", f"resume={sweep}"])
@@ -151,7 +153,7 @@ def test_resume_accepts_the_command_it_was_started_with(tmp_path, repeated):
     """The up-arrow habit: repeat the command and add resume=; settings equal to the run's are no change."""
     run = make_composed_run(tmp_path / "run", **UP_ARROW_RUN)
     args = rewrite_command([*repeated, f"resume={run}"])
-    assert args[-2:] == [f'hydra.run.dir="{run}"', f'resume="{run}"']
+    assert args[-2:] == [f"hydra.run.dir='{run}'", f"resume='{run}'"]
 
 
 @pytest.mark.parametrize(

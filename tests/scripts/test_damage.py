@@ -128,7 +128,7 @@ def finished(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     dead = subprocess.run(
-        [sys.executable, "-c", "from rnnlab.run.resume import lock_text; print(lock_text(), end='')"],
+        [sys.executable, "-c", "from rnnlab.run.lock import lock_text; print(lock_text(), end='')"],
         capture_output=True,
         text=True,
         check=True,
@@ -139,7 +139,8 @@ def finished(tmp_path_factory) -> Path:
 
 # -- the commands, in-process: each returns (exit status, what the user would read) ------------
 def resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
-    from rnnlab.run.resume import job_plan, rewrite_command
+    from rnnlab.command_line import rewrite_command
+    from rnnlab.run.resume import job_plan
     from rnnlab.run.train import resume_record
 
     run_dir = case / DAMAGED_JOB
@@ -150,8 +151,9 @@ def resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
 
 
 def sweep_resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
+    from rnnlab.command_line import rewrite_command
     from rnnlab.readback import read_yaml
-    from rnnlab.run.resume import job_plan, rewrite_command
+    from rnnlab.run.resume import job_plan
 
     command = read_yaml(original / "sweep" / "sweep_command.yaml")["overrides"]  # as the user repeats it
     rewrite_command(["-m", *command, f"resume={case / 'sweep'}"])

@@ -13,8 +13,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rnnlab.checkpoint import checkpoints_newest_first
 from rnnlab.data.text.datamodule import WINDOWS_PER_BATCH
-from rnnlab.run.fallback import checkpoints_newest_first
 from tests.project import TINY, Child, run, start, wait_until, write_repetitive_corpus
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
@@ -257,7 +257,7 @@ def test_sigterm_or_ctrl_c_saves_at_a_batch_end_and_resumes_exactly(
     ), where
     # At a batch end: every window of the batches done was trained on, and none of the next one.
     assert saved["global_step"] == epoch * steps_per_epoch + batches * steps_per_loader_batch(broken), where
-    assert f"python scripts/train.py 'resume=\"{broken.resolve()}\"'" in rest  # quoted for shell and Hydra
+    assert f"python scripts/train.py \"resume='{broken.resolve()}'\"" in rest
     assert metrics(broken)["status"] == "interrupted"
 
     resumed = run("train.py", f'resume="{broken.resolve()}"', cwd=work)

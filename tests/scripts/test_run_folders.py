@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # four CLI runs
 # scripts/train.py with the clock that names run folders fixed: all four runs start "in one second".
 FROZEN = """
 import datetime, runpy, sys
-import rnnlab.run.folders as folders
+import rnnlab.command_line as folders
 folders.now = lambda: datetime.datetime(2026, 1, 1, 12, 0, 0)
 sys.argv[0] = sys.argv[1]
 del sys.argv[1]

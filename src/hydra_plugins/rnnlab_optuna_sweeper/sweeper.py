@@ -6,7 +6,7 @@ its pruner condemned), or failed (it raised, returned NaN or ±inf, or its metri
 with the error text as the trial's `error` attribute. The search ends when the study holds
 `n_trials` trials, or stops early after `max_failures` failed ones. Several processes on one storage
 share the study; with `resume=SWEEP_DIR` the trials left running by a killed search go on from their
-checkpoints with the same parameters. Settings are checked first by `rnnlab.sweeps.search_check`.
+checkpoints with the same parameters. Settings are checked first by `rnnlab.search.search_check`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
-def hydra_string(value: str) -> str:
-    """`value` as one quoted string of Hydra's override grammar."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class RnnlabOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         self.settings = OmegaConf.create(settings)
@@ -39,7 +34,7 @@ class RnnlabOptunaSweeper(Sweeper):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from rnnlab.sweeps.search_check import search_settings, study_name
+        from rnnlab.search.search_check import search_settings, study_name
 
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -62,8 +57,8 @@ class RnnlabOptunaSweeper(Sweeper):
     def open_study(self) -> Any:
         import optuna
 
-        from rnnlab.sweeps.seeded_sampler import TrialSeededSampler
-        from rnnlab.sweeps.study import open_storage
+        from rnnlab.search.seeded_sampler import TrialSeededSampler
+        from rnnlab.search.study import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # rnnlab logs each trial itself
         self.storage = open_storage(self.url)
@@ -83,7 +78,7 @@ class RnnlabOptunaSweeper(Sweeper):
         """Trials a killed search left running whose run no live process writes (taken over on resume)."""
         from optuna.trial import TrialState
 
-        from rnnlab.run.resume import writer_of
+        from rnnlab.run.lock import writer_of
 
         left = []
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -96,7 +91,7 @@ class RnnlabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from optuna.trial import TrialState
 
-        from rnnlab.sweeps.study import SURPLUS, counts
+        from rnnlab.search.study import SURPLUS, counts
 
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = self.open_study()
@@ -165,7 +160,7 @@ class RnnlabOptunaSweeper(Sweeper):
     def tell_as_twin(self, study: Any, number: int, twin: int) -> None:
         from optuna.trial import TrialState
 
-        from rnnlab.sweeps.study import trial_id
+        from rnnlab.search.study import trial_id
 
         before = study.get_trials(deepcopy=False)[twin]
         self.storage.set_trial_user_attr(trial_id(self.storage, self.study_name, number), "same_as", twin)
@@ -181,18 +176,19 @@ class RnnlabOptunaSweeper(Sweeper):
         log.info("trial %d: the parameters of trial %d again; its result, without training", number, twin)
 
     def job_overrides(self, number: int, params: dict[str, Any]) -> list[str]:
-        from rnnlab.sweeps.study import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+        from rnnlab.overrides import hydra_quoted
+        from rnnlab.search.study import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
 
         env = {ENV_STORAGE: self.url, ENV_STUDY: self.study_name, ENV_TRIAL: str(number)}
         return [
             *self.space.overrides(params),
-            *(f"++hydra.job.env_set.{key}={hydra_string(value)}" for key, value in env.items()),
+            *(f"++hydra.job.env_set.{key}={hydra_quoted(value)}" for key, value in env.items()),
         ]
 
     def run_batch(self, study: Any, batch: list[tuple[int, dict[str, Any]]], job_idx: int) -> None:
         from optuna.trial import TrialState
 
-        from rnnlab.sweeps.study import trial_id
+        from rnnlab.search.study import trial_id
 
         for number, params in batch:
             log.info("trial %d: %s", number, " ".join(self.space.overrides(params)[len(self.space.fixed) :]))
@@ -213,7 +209,7 @@ class RnnlabOptunaSweeper(Sweeper):
                 log.warning("trial %d failed: %s", number, error)
 
     def finish(self, study: Any) -> None:
-        from rnnlab.sweeps.study import draw_figures, write_results
+        from rnnlab.search.study import draw_figures, write_results
 
         results = write_results(study, self.sweep_dir)
         draw_figures(study, self.sweep_dir)
@@ -231,7 +227,7 @@ class RnnlabOptunaSweeper(Sweeper):
 
 def outcome(job: JobReturn) -> tuple[str, float | None, str | None]:
     """How a job ended: ("complete", value, None), ("pruned", None, None) or ("failed", None, error)."""
-    from rnnlab.sweeps.study import finite
+    from rnnlab.search.study import finite
 
     metrics: dict[str, Any] = {}
     run_dir = OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir") if job.hydra_cfg else None

@@ -12,6 +12,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from rnnlab.overrides import hydra_quoted, shell_command
+
 log = logging.getLogger(__name__)
 
 # The signal that stopped the last fit (SIGINT or SIGTERM), for the process's exit status.
@@ -67,11 +69,11 @@ class InterruptCheckpoint(Callback):
             received_signal = signal.SIGTERM
         trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         if trainer.is_global_zero:
-            # quoted twice: for the shell, and for Hydra (sweep folders have '=' and ',' in their names)
+            # quoted twice: for Hydra (sweep folders have '=' and ',' in their names), then for the shell
             log.warning(
-                "interrupted at epoch %d, step %d: saved %s. Resume with: python scripts/train.py %s",
+                "interrupted at epoch %d, step %d: saved %s. Resume with: %s",
                 trainer.current_epoch + 1,
                 trainer.global_step,
                 Path(self.ckpt_path).resolve(),
-                f"'resume=\"{self.run_dir}\"'",
+                shell_command("scripts/train.py", [f"resume={hydra_quoted(self.run_dir)}"]),
             )

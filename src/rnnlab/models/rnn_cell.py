@@ -9,7 +9,7 @@ from torch import nn
 
 from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.models.recurrent import check_head, one_hot_if_tokens
+from rnnlab.models.inputs import check_head, one_hot_if_tokens
 
 
 class RNNCellNet(nn.Module):

@@ -13,12 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.callbacks.early_stopping import early_stopping_settings, is_early_stopping
+from rnnlab.callbacks.new_schedule import FollowNewSchedule
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
-from rnnlab.run.new_schedule import FollowNewSchedule
 from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
-from rnnlab.sweeps.trial_reporting import trial_callbacks
+from rnnlab.search.trial_reporting import trial_callbacks
 
 
 def create(config: Any, **kwargs: Any) -> Any:

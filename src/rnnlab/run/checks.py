@@ -160,10 +160,10 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
 def check_checkpoint_fits(ckpt_path: str, task: Any) -> None:
     """A checkpoint written by another task, or for another network, is refused before Lightning
     fails on its weights with a long traceback."""
-    import torch
+    from rnnlab.checkpoint import rnnlab_info
 
     try:
-        info = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("rnnlab", {})
+        info = rnnlab_info(ckpt_path)
     except Exception as error:  # cut short, overwritten, not a checkpoint: one line, not a traceback
         raise Unreadable(
             ckpt_path, f"not a readable checkpoint ({checkpoint_problem(ckpt_path, error)})"

@@ -28,6 +28,7 @@ from rnnlab.callbacks.early_stopping import early_stop_record
 from rnnlab.run.build import build
 from rnnlab.run.checks import check_checkpoint_fits, check_settings, in_multirun, resolve_checkpoint
 from rnnlab.run.console import quiet_libraries
+from rnnlab.run.lock import check_not_busy, hold_lock
 from rnnlab.run.provenance import run_identity
 from rnnlab.run.report import (
     final_metrics,
@@ -36,8 +37,8 @@ from rnnlab.run.report import (
     print_summary,
     write_metrics,
 )
-from rnnlab.run.resume import LOCK, JobPlan, check_not_busy, job_plan, lock_text
-from rnnlab.sweeps.trial_reporting import trial_status
+from rnnlab.run.resume import JobPlan, job_plan
+from rnnlab.search.trial_reporting import trial_status
 from rnnlab.tracking.mlflow import continue_mlflow_run, log_final_to_mlflow, mlflow_record
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def train(cfg: DictConfig) -> float:
         metrics["lost"] = lost
     if resuming:
         metrics["resume_action"] = plan.action  # what `resume=` did here; a sweep's report lists them
-    lock = hold_lock(run_dir)
+    lock = hold_lock(run_dir) if rank_zero_only.rank == 0 else None  # the other ranks see rank 0's
     fitting = False  # a resumed run's metrics.json is left as it was if the run stops before fitting
     try:
         check_settings(cfg)
@@ -136,24 +137,12 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
-def hold_lock(run_dir: Path) -> Path | None:
-    """`run.lock` with this process's pid while it writes the run (rank 0); a resume refuses a live one."""
-    if rank_zero_only.rank != 0 or not run_dir.is_dir():
-        return None
-    lock = run_dir / LOCK
-    lock.write_text(lock_text())
-    return lock
-
-
 def resume_record(plan: JobPlan) -> dict[str, Any]:
-    """Where a resume starts: the checkpoint, its epoch and step, and when."""
-    import torch
-
-    checkpoint = torch.load(plan.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    """Where a resume starts: the checkpoint, its epoch and step (as read when it was chosen), and when."""
     return {
         "checkpoint": plan.checkpoint.name,
-        "epoch": checkpoint["epoch"],
-        "step": checkpoint["global_step"],
+        "epoch": plan.position.epoch,
+        "step": plan.position.step,
         "at": datetime.now().isoformat(timespec="seconds"),
     }
 

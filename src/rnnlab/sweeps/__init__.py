@@ -1,1 +1,1 @@
-"""Sweeps: the end-of-sweep report (a Hydra callback) and the comparison of many runs."""
+"""Hydra callbacks of a `-m` sweep: jobs named by what varies, and the end-of-sweep report."""

@@ -26,8 +26,8 @@ from rnnlab.contract import TaskInputs, task_fits
 from rnnlab.errors import UserError
 from rnnlab.lightning_internals import attached_trainer, writes_logs_after_this_batch
 from rnnlab.models.regularisation import Penalised
-from rnnlab.run.training_state import TrainingStateMixin
 from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
+from rnnlab.tasks.training_state import TrainingStateMixin
 
 STAGES = ("train", "val", "test")
 REDUCTIONS = ("mean", "sum")

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from rnnlab.sweeps.study import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
+from rnnlab.search.study import ENV_STORAGE, ENV_STUDY, ENV_TRIAL
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ReportToTrial(L.Callback):
         import optuna
         from hydra.utils import instantiate
 
-        from rnnlab.sweeps.study import open_storage, trial_id
+        from rnnlab.search.study import open_storage, trial_id
 
         self._storage = storage = open_storage(self.storage_url)
         pruner_config = storage.get_study_user_attrs(storage.get_study_id_from_name(self.study_name)).get(

@@ -16,18 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnlab.sweeps.comparison import Run, columns
+from rnnlab.compare.comparison import Run, columns
+from rnnlab.overrides import key_of
 
 SEED = "seed"
 
 
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def settings_of(run: Run) -> tuple[str, ...]:
     """What the run is, less its seed: its overrides, sorted."""
-    return tuple(sorted(o for o in run.overrides if override_key(o) != SEED))
+    return tuple(sorted(o for o in run.overrides if key_of(o) != SEED))
 
 
 def _finite(value: Any) -> float | None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnlab.sweeps.comparison import load_run
-from rnnlab.sweeps.group_plots import mean_curve
-from rnnlab.sweeps.seed_groups import group_rows, group_runs, markdown
+from rnnlab.compare.comparison import load_run
+from rnnlab.compare.group_plots import mean_curve
+from rnnlab.compare.seed_groups import group_rows, group_runs, markdown
 from tests.project import ROOT
 
 

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.errors import UserError
-from rnnlab.sweeps.search_space import SearchSpace, search_space
+from rnnlab.search.search_space import SearchSpace, search_space
 
 SWEEPER = "hydra_plugins.rnnlab_optuna_sweeper.sweeper.RnnlabOptunaSweeper"
 DIRECTIONS = ("minimize", "maximize")
@@ -43,7 +43,7 @@ def check_keys(config: DictConfig, space: SearchSpace, params: dict[str, Any] | 
 
 def search_settings(config: DictConfig) -> tuple[SearchSpace, str]:
     """The search space and the storage URL, checked; raises `UserError` for bad input."""
-    from rnnlab.sweeps.study import check_study, open_storage, storage_url
+    from rnnlab.search.study import check_study, open_storage, storage_url
 
     sweeper = config.hydra.sweeper
     params = OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.get("params") else None

@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 
-from rnnlab.run import folders
-from rnnlab.run.resume import rewrite_command
+from rnnlab import command_line as folders
+from rnnlab.command_line import rewrite_command
+from rnnlab.overrides import value_of
 
 SECOND = datetime.datetime(2026, 1, 1, 12, 0, 0)
 
@@ -22,7 +23,7 @@ def frozen_clock(monkeypatch):
 
 
 def claimed(args: list[str]) -> Path:
-    (folder,) = [a.split("=", 1)[1].strip('"') for a in args if a.startswith("hydra.run.dir=")]
+    (folder,) = [value_of(a) for a in args if a.startswith("hydra.run.dir=")]
     return Path(folder)
 
 
@@ -105,7 +106,7 @@ def test_resume_last_takes_the_run_that_started_last_not_the_last_name_or_save(t
     later = make_run(tmp_path / "2026-01-01" / "12-00-00", events_time=1_767_300_000)
     earlier = make_run(tmp_path / "2026-01-01" / "12-00-00-2", events_time=1_767_200_000)  # a later name
     os.utime(earlier / "checkpoints" / "last.ckpt")  # and resumed, so saved, after the other one
-    assert f'hydra.run.dir="{later}"' in rewrite_command(["resume=last"])
+    assert f"hydra.run.dir='{later}'" in rewrite_command(["resume=last"])
 
 
 def test_without_events_the_folder_name_gives_the_start(tmp_path):

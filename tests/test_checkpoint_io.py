@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import rnnlab.run.checkpoint_io as checkpoint_io
-from rnnlab.run.checkpoint_io import AtomicCheckpointIO
+import rnnlab.checkpoint_io as checkpoint_io
+from rnnlab.checkpoint_io import AtomicCheckpointIO
 
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from rnnlab.sweeps.seed_groups import Group
+from rnnlab.compare.seed_groups import Group
 
 
 def _pyplot():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from rnnlab.callbacks.new_schedule import follow
 from rnnlab.errors import UserError
-from rnnlab.run.new_schedule import follow
 
 
 def optimizer():

@@ -46,7 +46,7 @@ def search_config(tmp_path: Path, choices: list[str], sweep_overrides: list[str]
 def test_bad_search_settings_are_refused_with_a_message_that_names_them(
     tmp_path, choices, sweep_overrides, message
 ):
-    from rnnlab.sweeps.search_check import search_settings
+    from rnnlab.search.search_check import search_settings
 
     cfg = search_config(tmp_path, choices, sweep_overrides)
     with pytest.raises(UserError) as refused:
@@ -56,7 +56,7 @@ def test_bad_search_settings_are_refused_with_a_message_that_names_them(
 
 
 def test_good_search_settings_give_the_space_and_the_sweep_folder_s_database(tmp_path):
-    from rnnlab.sweeps.search_check import search_settings
+    from rnnlab.search.search_check import search_settings
 
     space, url = search_settings(search_config(tmp_path, [], ["optimizer.lr=choice(0.01,0.02)"]))
     assert "optimizer.lr" in space.dimensions and "model.dropout" in space.dimensions
