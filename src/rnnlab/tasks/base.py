@@ -112,6 +112,14 @@ class Task(TrainingStateMixin, L.LightningModule):
         """Plain values for the run's metrics.json beyond the metrics (e.g. a lesson's learned line)."""
         return {}
 
+    def derived_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Final metrics this kind of task derives from the reported ones (none by default)."""
+        return {}
+
+    def summary_lines(self, metrics: dict[str, Any]) -> list[str]:
+        """Lines the end-of-run summary adds for this kind of task (none by default)."""
+        return []
+
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         """How many `throughput_unit`s a training batch holds (examples, unless a subclass counts steps)."""
         return len(batch[1])
