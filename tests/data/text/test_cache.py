@@ -240,6 +240,16 @@ def test_processes_starting_on_a_new_corpus_at_once_build_it_once(source, tmp_pa
     assert TokenCache(source, tmp_path / "cache", SETTINGS).load() is not None
 
 
+def test_the_cache_imports_where_there_is_no_fcntl():
+    """Windows has no fcntl: the builders' lock comes from filelock, which picks the platform's own."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['fcntl'] = None; import rnnlab.data.text.cache"  # import fcntl fails
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_a_disk_that_cannot_hold_the_cache_is_one_line_and_leaves_no_cache(source, tmp_path, monkeypatch):
     import errno
 
