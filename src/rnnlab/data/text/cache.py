@@ -144,10 +144,9 @@ class TokenCache:
         return None
 
     def _record(self, meta: dict[str, Any], sample: bytes) -> None:
-        """Note in meta.json what later loads would otherwise work out again: the new mtime of a
-        source touched but unchanged (same SHA-1), so that it is not hashed again, and the sample's
-        SHA-1 where an older build did not record it. Best effort: a cache another user owns stays
-        valid without it."""
+        """Note in meta.json the new mtime of a source touched but unchanged (same SHA-1), so that
+        later runs need not hash it again, and the sample's SHA-1 where an older build did not record
+        it, so that later runs check it. Best effort: a cache another user owns stays valid without."""
         changes = {}
         mtime = self.source.stat().st_mtime_ns
         if meta["source"]["mtime_ns"] != mtime:
