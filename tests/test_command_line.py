@@ -78,6 +78,13 @@ def test_the_tasks_srun_starts_for_a_job_step_name_one_folder_which_a_requeued_j
     assert (tmp_path / "outputs" / "slurm-77.0").is_dir()
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the same job, requeued: the same folder
     assert rewrite_command(["model=gru"]) == first
+    monkeypatch.setenv("SLURM_PROCID", "1")  # the second task: its own log, no .hydra/ of its own
+    assert rewrite_command(["model=gru"]) == [
+        *first,
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
+    monkeypatch.setenv("SLURM_PROCID", "0")
     in_job_step(monkeypatch, "77", "1")  # the job's next step is another run
     assert rewrite_command(["model=gru"])[-1] == f"hydra.run.dir='{tmp_path / 'outputs' / 'slurm-77.1'}'"
 

@@ -68,7 +68,12 @@ def claim_run_folder(args: list[str]) -> list[str]:
         if not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)  # every task makes it; a requeued job finds it
             CLAIMED.append(folder)  # removed again if still empty when the command starts no run
-        return [*args, f"hydra.run.dir={hydra_quoted(folder.resolve())}"]
+        named = [*args, f"hydra.run.dir={hydra_quoted(folder.resolve())}"]
+        task = int(os.environ.get("SLURM_PROCID", "0") or 0)
+        if task == 0:
+            return named
+        # as Lightning starts its other processes: a log of their own, the run's .hydra/ left to task 0
+        return [*named, f"hydra.job.name=train_ddp_process_{task}", "hydra.output_subdir=null"]
     started = now()
     base = output_root(args) / started.strftime("%Y-%m-%d") / started.strftime("%H-%M-%S")
     made = [folder for folder in (base.parent, *base.parent.parents) if not folder.exists()]
