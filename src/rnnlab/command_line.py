@@ -8,8 +8,9 @@ Hydra must know a run's (or a sweep's) folder before it starts, so `rewrite_comm
   started in the same second would share one; here the folder is made with a plain `mkdir`, which
   fails if the name is taken, so exactly one process gets each name and the others take
   `<HH-MM-SS>-2`, `-3`, ... Processes of one data-parallel run share their folder: Lightning starts
-  the other ranks with the rewritten command line (`LOCAL_RANK` set), and tasks that `srun` starts
-  together (`SLURM_NTASKS` > 1) are left to Hydra's name.
+  the other ranks with the rewritten command line (`LOCAL_RANK` set), and the tasks that `srun`
+  starts for one job step all name it `<output root>/slurm-<job id>.<step id>` (`rnnlab.slurm`),
+  which a requeued job finds again.
 - `resume=RUN_DIR` (or `last`, the run started last: `started_at`) becomes the run's saved overrides
   plus the new ones, which may only change how long and how it is run (`RESUMABLE`), and its folder.
 - Under `-m`, `resume=SWEEP_DIR` re-runs a sweep into its folder, if the command is the sweep's own.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from rnnlab import slurm
 from rnnlab.checkpoint import newest_checkpoint
 from rnnlab.errors import UserError
 from rnnlab.overrides import hydra_quoted, key_of, saved_overrides, unquoted, value_of
@@ -55,12 +57,23 @@ def claim_run_folder(args: list[str]) -> list[str]:
     """`args` with `hydra.run.dir=` a new, empty folder that no other run has, made here.
 
     Left unchanged: a command with options (`-m`, `--cfg`, `--help`, ...: no single run, or another
-    config), one that names its folder (`hydra.run.dir=`), and one task of several that srun started.
+    config), and one that names its folder (`hydra.run.dir=`). In a job step srun started, the folder
+    is the step's (`slurm-<job id>.<step id>`), the same for all its tasks and after a requeue.
     """
     if any(a.startswith("-") for a in args) or any(key_of(a) == "hydra.run.dir" for a in args):
         return args
-    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
-        return args
+    step_folder = slurm.step_run_folder_name()
+    if step_folder is not None:
+        folder = output_root(args) / step_folder
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)  # every task makes it; a requeued job finds it
+            CLAIMED.append(folder)  # removed again if still empty when the command starts no run
+        named = [*args, f"hydra.run.dir={hydra_quoted(folder.resolve())}"]
+        task = int(os.environ.get("SLURM_PROCID", "0") or 0)
+        if task == 0:
+            return named
+        # as Lightning starts its other processes: a log of their own, the run's .hydra/ left to task 0
+        return [*named, f"hydra.job.name=train_ddp_process_{task}", "hydra.output_subdir=null"]
     started = now()
     base = output_root(args) / started.strftime("%Y-%m-%d") / started.strftime("%H-%M-%S")
     made = [folder for folder in (base.parent, *base.parent.parents) if not folder.exists()]
