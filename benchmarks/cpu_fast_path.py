@@ -15,8 +15,9 @@
 2. Levers: training tokens/s of each preset's network, optimiser and clipping in a plain loop (the
    step rnnlab's task takes, without Lightning around it: `benchmarks/throughput.py` measures that),
    as configured, then with one setting changed: weight dropout on (or off, where the preset has it),
-   denormals flushed (`torch.set_flush_denormal(True)`), two window lengths in turn (shapes not fixed),
-   one intra-op thread instead of torch's default.
+   two window lengths in turn (shapes not fixed), one intra-op thread instead of torch's default; and
+   denormals flushed (`torch.set_flush_denormal(True)`), which only holds for every thread when set
+   before the first parallel region: two fresh processes, flushed and not, against each other.
 3. tokens/s of `--grid-preset` per batch size and window (data.batch_size x data.num_steps).
 
 Each measurement trains for `--seconds` after `--warmup` steps: short, so the numbers carry the noise of
@@ -150,7 +151,6 @@ class Setting:
 
     name: str
     weight_dropout: float | None = None  # None: the preset's
-    flush_denormal: bool = False
     threads: int | None = None  # None: torch's default
     two_lengths: bool = False  # every other step one token shorter: two shapes in turn
 
@@ -178,10 +178,9 @@ class PresetLoop:
 
         from rnnlab.models.regularisation import run_with_penalty
 
-        threads, flush = torch.get_num_threads(), setting.flush_denormal
+        threads = torch.get_num_threads()
         if setting.threads:
             torch.set_num_threads(setting.threads)
-        torch.set_flush_denormal(flush)
         self.network.weight_dropout = (
             self.preset_dropout if setting.weight_dropout is None else setting.weight_dropout
         )
@@ -207,8 +206,35 @@ class PresetLoop:
                 tokens += y.numel()
         finally:
             torch.set_num_threads(threads)
-            torch.set_flush_denormal(False)
         return tokens / (time.perf_counter() - started)
+
+
+RATE_MARK = "rnnlab-rate "
+
+
+def rate_in_child(preset: str, flush_denormal: bool, args: argparse.Namespace) -> float:
+    """tokens/s of the preset as configured, in a fresh process that flushes denormals from its start
+    or not. `torch.set_flush_denormal` sets the calling thread's flags only: called once the intra-op
+    threads exist, it leaves them computing with denormals, so it cannot be switched within a process."""
+    command = [sys.executable, __file__, "--measure", preset, f"--seconds={args.seconds}"]
+    command += [f"--warmup={args.warmup}", f"--workdir={args.workdir}", *(f"--set={s}" for s in args.set)]
+    command += [f"--data-path={args.data_path}"] if args.data_path else []
+    command += ["--flush-denormal"] if flush_denormal else []
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    marks = [line for line in result.stdout.splitlines() if line.startswith(RATE_MARK)]
+    if result.returncode or not marks:
+        sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return float(marks[-1][len(RATE_MARK) :])
+
+
+def measure(args: argparse.Namespace) -> None:
+    """The child of `rate_in_child`."""
+    import torch
+
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)  # before any parallel region starts the intra-op threads
+    rate = PresetLoop(args.measure, args).tokens_per_s(Setting("child"), args.seconds, args.warmup)
+    print(f"{RATE_MARK}{rate}", flush=True)
 
 
 def settings(preset_dropout: float, args: argparse.Namespace) -> list[Setting]:
@@ -223,7 +249,6 @@ def settings(preset_dropout: float, args: argparse.Namespace) -> list[Setting]:
     return [
         Setting("as configured"),
         dropout,
-        Setting("denormals flushed", flush_denormal=True),
         Setting("two window lengths in turn", two_lengths=True),
         Setting(f"{one_thread} intra-op thread(s)", threads=one_thread),
     ]
@@ -244,9 +269,14 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/benchmarks/cpu_fast_path.md")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # the child of `confirm`
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # the child of `rate_in_child`
+    parser.add_argument("--flush-denormal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         probe(args)
+        return
+    if args.measure:
+        measure(args)
         return
 
     import torch
@@ -298,6 +328,12 @@ def main() -> None:
                 base = base or rate
                 lines.append(f"| {preset} | {setting.name} | {rate:,.0f} | {rate / base:.2f} |")
                 print(lines[-1], flush=True)
+            plain, flushed = (rate_in_child(preset, flush, args) for flush in (False, True))
+            lines.append(
+                f"| {preset} | denormals flushed (fresh processes: {flushed:,.0f} vs {plain:,.0f} not) "
+                f"| {flushed:,.0f} | {flushed / plain:.2f} |"
+            )
+            print(lines[-1], flush=True)
         del loops
 
         windows = [int(w) for w in args.windows.split(",")]
