@@ -4,7 +4,8 @@
                                        [--seconds 3] [--warmup 2] [--weight-dropout 0.2]
                                        [--grid-preset shakespeare_char_cpu] [--batch-sizes 32,64,128,256]
                                        [--windows 64,128,256] [--set KEY=VALUE ...]
-                                       [--data-path FILE] [--out outputs/benchmarks/cpu_fast_path.md]
+                                       [--threads N] [--parts confirm,settings,grid] [--data-path FILE]
+                                       [--out outputs/benchmarks/cpu_fast_path.md]
 
 1. oneDNN: each preset (without and with weight dropout) trains one loader batch and validates one
    batch through `Trainer.fit` in a child process run with `ONEDNN_VERBOSE=2`. oneDNN then prints a
@@ -22,7 +23,8 @@
 
 Each measurement trains for `--seconds` after `--warmup` steps: short, so the numbers carry the noise of
 the machine (run it on an idle one). `--set` adds overrides to every run (the smoke test makes the
-models tiny with it). `--data-path` trains every preset on that file instead of its own corpus.
+models tiny with it). `--threads` sets torch's intra-op threads for the whole run; `--parts` picks
+the tables. `--data-path` trains every preset on that file instead of its own corpus.
 """
 
 from __future__ import annotations
@@ -217,6 +219,7 @@ def rate_in_child(preset: str, flush_denormal: bool, args: argparse.Namespace) -
     or not. `torch.set_flush_denormal` sets the calling thread's flags only: called once the intra-op
     threads exist, it leaves them computing with denormals, so it cannot be switched within a process."""
     command = [sys.executable, __file__, "--measure", preset, f"--seconds={args.seconds}"]
+    command += [f"--threads={args.threads}"] if args.threads else []
     command += [f"--warmup={args.warmup}", f"--workdir={args.workdir}", *(f"--set={s}" for s in args.set)]
     command += [f"--data-path={args.data_path}"] if args.data_path else []
     command += ["--flush-denormal"] if flush_denormal else []
@@ -265,21 +268,25 @@ def main() -> None:
     parser.add_argument("--windows", default="64,128,256")
     parser.add_argument("--set", action="append", default=[], help="an override for every run")
     parser.add_argument("--data-path", default=None, help="a text file every preset trains on")
-    parser.add_argument("--only-confirm", action="store_true", help="the oneDNN table only, no timing")
+    parser.add_argument("--parts", default="confirm,settings,grid", help="which tables to print")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads; default: torch's")
     parser.add_argument("--out", default="outputs/benchmarks/cpu_fast_path.md")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # the child of `confirm`
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # the child of `rate_in_child`
     parser.add_argument("--flush-denormal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.probe:
         probe(args)
         return
     if args.measure:
         measure(args)
         return
-
-    import torch
+    parts = set(args.parts.split(","))
 
     presets = args.presets.split(",")
     lines = [
@@ -298,9 +305,9 @@ def main() -> None:
         loops = {}
         for preset in presets:
             own = float(preset_config(preset, args).model.get("weight_dropout") or 0.0)
-            if not args.only_confirm:
+            if "settings" in parts:
                 loops[preset] = PresetLoop(preset, args)
-            for p in sorted({0.0, own or args.weight_dropout}):
+            for p in sorted({0.0, own or args.weight_dropout}) if "confirm" in parts else ():
                 c = confirm(preset, p, args)
                 lines.append(
                     f"| {preset} | {p:g} | {c.train_calls} / {c.eval_calls} | {c.runs['forward_training']} "
@@ -309,10 +316,6 @@ def main() -> None:
                     f"| {c.built} ({c.build_ms:.1f}) |"
                 )
                 print(lines[-1], flush=True)
-        if args.only_confirm:
-            write_table(lines, args.out)
-            return
-
         lines += [
             "",
             f"training tokens/s, plain loop, {args.seconds:g} s after {args.warmup} warm-up steps each",
@@ -321,7 +324,7 @@ def main() -> None:
             "|---|---|---|---|",
         ]
         print("\n".join(lines[-5:]), flush=True)
-        for preset, loop in loops.items():
+        for preset, loop in loops.items():  # empty unless "settings" in parts
             base = None
             for setting in settings(loop.preset_dropout, args):
                 rate = loop.tokens_per_s(setting, args.seconds, args.warmup)
@@ -335,6 +338,9 @@ def main() -> None:
             )
             print(lines[-1], flush=True)
         del loops
+        if "grid" not in parts:
+            write_table(lines, args.out)
+            return
 
         windows = [int(w) for w in args.windows.split(",")]
         lines += [
