@@ -294,11 +294,15 @@ def main() -> None:
         f"{torch.get_num_threads()} intra-op threads, {os.cpu_count()} CPUs"
         + (f", corpus {args.data_path}" if args.data_path else "")
         + (f", overrides {' '.join(args.set)}" if args.set else ""),
-        "",
-        "| preset | weight dropout | layer calls (train / eval) | oneDNN forward_training | "
-        "oneDNN backward | oneDNN forward_inference | fast path fwd / bwd | rnn primitives built (ms) |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    if "confirm" in parts:
+        lines += [
+            "",
+            "| preset | weight dropout | layer calls (train / eval) | oneDNN forward_training "
+            "| oneDNN backward | oneDNN forward_inference | fast path fwd / bwd"
+            "| rnn primitives built (ms) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as workdir:
         args.workdir = workdir
