@@ -299,7 +299,7 @@ def main() -> None:
         lines += [
             "",
             "| preset | weight dropout | layer calls (train / eval) | oneDNN forward_training "
-            "| oneDNN backward | oneDNN forward_inference | fast path fwd / bwd"
+            "| oneDNN backward | oneDNN forward_inference | fast path fwd / bwd "
             "| rnn primitives built (ms) |",
             "|---|---|---|---|---|---|---|---|",
         ]
