@@ -14,7 +14,8 @@ the end; nothing large is written elsewhere. Figures:
   capped), next to the same run on The Time Machine: what `/usr/bin/time -v` reports as the maximum
   resident set size. A warm run maps the ids and reads only what its batches gather, so it should
   stay near The Time Machine's whatever the corpus (a load that read the memory map whole would add
-  the corpus's size, once per mapping);
+  the corpus's size, once per mapping). The Time Machine's one epoch ends after about 18 loader
+  batches, so with more `--steps` it trains less than the generated corpora do;
 - a 2-process `trainer=ddp` run on the smallest size with an empty cache: how many processes built
   the cache, and each one's peak RSS.
 """
