@@ -25,6 +25,7 @@ from torchmetrics import Metric, MetricCollection
 from rnnlab.contract import TaskInputs, task_fits
 from rnnlab.errors import UserError
 from rnnlab.lightning_internals import attached_trainer, writes_logs_after_this_batch
+from rnnlab.lr_schedules import is_per_step, warmup_factor
 from rnnlab.models.regularisation import Penalised
 from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 from rnnlab.tasks.training_state import TrainingStateMixin
@@ -84,6 +85,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
+        # scheduler.warmup_steps, set by rnnlab.run.build: the first steps' rates ramp up (`warmed_up`)
+        self.warmup_steps = 0
         self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
         self.guard = NonFiniteGuard(self.diverged)
         self.step_logged: tuple[int, tuple[str, ...]] | None = None  # (step, names) of the last training log
@@ -143,13 +146,58 @@ class Task(TrainingStateMixin, L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = {"scheduler": self.scheduler_factory(optimizer)}
-        if self.automatic_optimization:
+        if is_per_step(scheduler["scheduler"]):
+            # Lightning steps it after every optimiser step (SequenceTask steps it itself)
+            scheduler["interval"] = "step"
+        elif self.automatic_optimization:
             # ReduceLROnPlateau reads the headline metric; an epoch without validation skips its step.
             scheduler |= {"monitor": f"val/{self.metric}", "strict": False}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def configure_gradient_clipping(self, optimizer: Any, *args: Any, **kwargs: Any) -> None:
         self.clip_gradients(optimizer, self.clip_val, "norm")
+
+    # -- warmup and the rate ------------------------------------------------------------------------
+    def warm_up(self, optimizer: torch.optim.Optimizer) -> list[float] | None:
+        """Scale the rates for the optimiser step about to be taken by the warmup's share
+        (`scheduler.warmup_steps`); the rates before, to hand to `cool_down` after the step, or None
+        when the warmup is over. The schedulers never see the scaled rates."""
+        if not self.warmup_steps:
+            return None
+        factor = warmup_factor(self.global_step, self.warmup_steps)
+        if factor == 1.0:
+            return None
+        rates = [group["lr"] for group in optimizer.param_groups]
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate * factor
+        return rates
+
+    @staticmethod
+    def cool_down(optimizer: torch.optim.Optimizer, rates: list[float] | None) -> None:
+        """Put back the rates `warm_up` scaled."""
+        if rates is not None:
+            for group, rate in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's step (automatic optimisation), at the warmup's share of the rate."""
+        rates = self.warm_up(optimizer)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.cool_down(optimizer, rates)
+
+    def rate_metrics(self) -> dict[str, float]:
+        """The rate the next optimiser step takes (its warmup share included), as `lr-<Optimizer>`."""
+        optimizer = self.trainer.optimizers[0]
+        rate = optimizer.param_groups[0]["lr"] * warmup_factor(self.global_step, self.warmup_steps)
+        return {f"lr-{type(optimizer).__name__}": rate}
+
+    @property
+    def rate_varies_within_epochs(self) -> bool:
+        """Whether the rate changes from step to step (a warmup, or a per-step schedule): then it is
+        logged with the step metrics, not only at epoch ends."""
+        trainer = attached_trainer(self)
+        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs] if trainer else []
+        return bool(self.warmup_steps) or any(is_per_step(scheduler) for scheduler in schedulers)
 
     def on_before_backward(self, loss: torch.Tensor) -> None:
         """The non-finite guard (`rnnlab.tasks.guard`) sees each optimiser step's loss before its backward."""
@@ -176,7 +224,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
             # plotted at the step this batch's optimiser step makes (Lightning takes it after this hook)
-            self.log_at_step(self.step_metrics(detached), step=self.global_step + 1)
+            rate = self.rate_metrics() if self.rate_varies_within_epochs else {}
+            self.log_at_step({**self.step_metrics(detached), **rate}, step=self.global_step + 1)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
         return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
@@ -235,9 +284,8 @@ class Task(TrainingStateMixin, L.LightningModule):
             return
         # The loss is logged per step already (under the same name), so the epoch adds the rest, and
         # the learning rate the epoch trained with (before an epoch-wise schedule steps).
-        optimizer = self.trainer.optimizers[0]
         epoch_metrics = {f"train/{k}": v for k, v in train.items() if k != "loss"}
-        self.log_at_step({**epoch_metrics, f"lr-{type(optimizer).__name__}": optimizer.param_groups[0]["lr"]})
+        self.log_at_step({**epoch_metrics, **self.rate_metrics()})
 
     def on_validation_start(self) -> None:
         self.guard.check()  # not a validation (nor its checkpoint) of weights a non-finite loss reached
