@@ -114,6 +114,8 @@ class Budget(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self.read_clock(trainer)
+        for schedule in self._schedules:  # the time spent moves the rate once a batch (steps: each step)
+            schedule.refresh()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -62,7 +62,9 @@ class TokenShift(torch.nn.Module):
         super().__init__()
         self.mix = torch.nn.Parameter(torch.arange(width, dtype=torch.float32) / width)
 
-    def forward(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, previous: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, W], previous [B, W] or None -> the mixed inputs [B, T, W] and x's last step [B, W]."""
         before = torch.zeros_like(x[:, :1]) if previous is None else previous[:, None].to(x.dtype)
         shifted = torch.cat([before, x[:, :-1]], dim=1)

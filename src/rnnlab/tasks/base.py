@@ -179,7 +179,9 @@ class Task(TrainingStateMixin, L.LightningModule):
             for group, rate in zip(optimizer.param_groups, rates, strict=True):
                 group["lr"] = rate
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
         """Lightning's step (automatic optimisation), at the warmup's share of the rate."""
         rates = self.warm_up(optimizer)
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
