@@ -58,14 +58,20 @@ def test_every_model_is_sized_by_the_data_it_accepts(model):
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+@pytest.mark.parametrize("scheduler", sorted(p.stem for p in (CONF_DIR / "scheduler").glob("*.yaml")))
 def test_every_optimizer_and_scheduler_is_a_partial(optimizer, scheduler):
+    from rnnlab.run.build import scheduler_and_warmup
+
     cfg = compose_train(f"optimizer={optimizer}", f"scheduler={scheduler}")
     parameter = torch.nn.Parameter(torch.zeros(2))
     built = instantiate(cfg.optimizer)([parameter])
     assert isinstance(built, torch.optim.Optimizer) and built.param_groups[0]["params"] == [parameter]
     assert built.param_groups[0]["lr"] == cfg.optimizer.lr  # the config's settings reach the optimizer
-    schedule = instantiate(cfg.scheduler)(built)
+    if "beta2" in cfg.optimizer:
+        assert built.param_groups[0]["betas"] == (cfg.optimizer.beta1, cfg.optimizer.beta2)
+    settings, warmup_steps = scheduler_and_warmup(cfg.scheduler)  # warmup_steps is rnnlab's, for any schedule
+    assert warmup_steps == 0
+    schedule = instantiate(settings)(built)
     kinds = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert isinstance(schedule, kinds) and schedule.optimizer is built  # a scheduler of that optimizer
 
