@@ -346,3 +346,21 @@ def test_each_sampler_and_pruner_names_an_optuna_class(choice):
     assert node._target_.startswith("optuna.")
     if module_installed("optuna"):
         assert get_class(node._target_) is not None
+
+
+@pytest.mark.parametrize("preset", ["shakespeare_char_cpu", "shakespeare_char"])
+def test_the_budget_levers_of_the_shakespeare_searches_build_at_their_far_ends(preset):
+    """Each lever the searches add (warmup, beta2, tying, token shift, batch size), all at once: the
+    settings are taken, the network ties and shifts, Adam gets the beta."""
+    from rnnlab.run.build import scheduler_and_warmup
+    from rnnlab.run.checks import check_arguments
+
+    levers = ["scheduler.warmup_steps=300", "optimizer.beta2=0.99", "model.tie_weights=true"]
+    cfg = compose_train(f"experiment={preset}", *levers, "model.token_shift=true", "data.batch_size=64")
+    check_arguments(cfg)
+    network = instantiate(cfg.model, input_size=65, output_size=65)
+    assert network.head.weight is network.embedding.weight and network.token_shift is not None
+    outputs, _ = network(torch.randint(65, (2, 7)))
+    assert outputs.shape == (2, 7, 65)
+    assert instantiate(cfg.optimizer)(network.parameters()).param_groups[0]["betas"][1] == 0.99
+    assert scheduler_and_warmup(cfg.scheduler)[1] == 300
