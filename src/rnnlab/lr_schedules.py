@@ -5,9 +5,9 @@ of `trainer.max_time`, `trainer.max_steps` and `trainer.max_epochs` ends the run
 fraction spent comes from `rnnlab.callbacks.budget.Budget`, which stops the run at that same point.
 So the rate reaches its end value exactly when training stops, whatever the machine's speed.
 
-`warmup_factor` is the linear warmup (`scheduler.warmup_steps`): the first steps' rates scaled up from
-1/N of the scheduled rate to all of it. The task applies it around each optimiser step, on top of any
-schedule (cosine, plateau, budget), so the schedules themselves never see it.
+`warmup_factor` is the linear warmup (`scheduler.warmup_steps`): step s of the first N may take at most
+(s+1)/N of the peak rate. The task applies it around each optimiser step, on top of any schedule
+(cosine, plateau, budget), so the schedules themselves never see it (`Task.warmed_up_rate`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def decay_factor(decay: str, fraction: float, end_factor: float) -> float:
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
-    """The share of the scheduled rate that optimiser step `step` (0 for the first) takes: (step+1)/N
+    """The share of the peak rate that optimiser step `step` (0 for the first) may take: (step+1)/N
     for the first N steps, then 1."""
     if warmup_steps <= 0 or step >= warmup_steps:
         return 1.0

@@ -50,13 +50,13 @@ def one_second_a_step(trainer: L.Trainer) -> StepRates:
     return recorder
 
 
-def budget_run(corpus: Path, run_dir: Path, *overrides: str):
+def budget_run(corpus: Path, run_dir: Path, *overrides: str, warmup: int = WARMUP):
     cfg = compose_train(
         *TINY,
         f"data.path={corpus}",
         "data.windows_per_batch=1",  # a batch per optimiser step: the clock is read before every step
         "scheduler=budget",
-        f"scheduler.warmup_steps={WARMUP}",
+        f"scheduler.warmup_steps={warmup}",
         f"scheduler.end_factor={END}",
         f"optimizer.lr={LR}",
         "trainer.max_time=00:00:01:00",
@@ -69,10 +69,10 @@ def budget_run(corpus: Path, run_dir: Path, *overrides: str):
     return build(cfg)
 
 
-def expected_rate(step: int) -> float:
-    """What step `step` (0 for the first) should train with at one second a step of a 60 s budget."""
-    warmup = min(1.0, (step + 1) / WARMUP)
-    return LR * warmup * decay_factor("cosine", step / BUDGET_S, END)
+def expected_rate(step: int, warmup: int = WARMUP) -> float:
+    """What step `step` (0 for the first) should train with at one second a step of a 60 s budget:
+    the schedule's rate, capped by the warmup's share of the peak."""
+    return LR * min((step + 1) / warmup, decay_factor("cosine", step / BUDGET_S, END))
 
 
 def test_the_budget_schedule_warms_up_then_reaches_its_end_value_as_the_time_runs_out(tmp_path, corpus):
@@ -190,3 +190,13 @@ def test_max_time_is_read_in_lightnings_forms(given, seconds):
 def test_a_bad_max_time_is_one_line(given, message):
     with pytest.raises(UserError, match=message):
         budget_seconds(given)
+
+
+def test_a_budget_that_ends_inside_the_warmup_still_ends_at_the_end_value(tmp_path, corpus):
+    datamodule, task, trainer = budget_run(corpus, tmp_path / "run", warmup=100)  # 100 steps, 60 taken
+    recorder = one_second_a_step(trainer)
+    trainer.fit(task, datamodule=datamodule)
+    assert recorder.rates == pytest.approx([expected_rate(step, warmup=100) for step in range(BUDGET_S)])
+    assert recorder.rates[0] == pytest.approx(LR / 100)
+    assert recorder.rates[-1] == pytest.approx(LR * decay_factor("cosine", 59 / 60, END))  # the cap let go
+    assert task.rate_metrics()["lr-Adam"] == pytest.approx(LR * END)  # what the run logs at the stop

@@ -29,6 +29,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 
 from rnnlab.errors import UserError
 from rnnlab.lr_schedules import BudgetSchedule
@@ -132,6 +133,10 @@ class Budget(Callback):
             trainer.should_stop = True
             if out_of_time:
                 self._time_fraction = 1.0
+                rank_zero_info(
+                    f"`Trainer.fit` stopped: `max_time` reached ({self.spent_s():.0f} s of "
+                    f"{self.max_time_s:.0f} s, step {trainer.global_step}); validating at the stop"
+                )
             for schedule in self._schedules:  # the rate at the stop is the schedule's end value
                 schedule.refresh()
 

@@ -159,18 +159,25 @@ class Task(TrainingStateMixin, L.LightningModule):
 
     # -- warmup and the rate ------------------------------------------------------------------------
     def warm_up(self, optimizer: torch.optim.Optimizer) -> list[float] | None:
-        """Scale the rates for the optimiser step about to be taken by the warmup's share
-        (`scheduler.warmup_steps`); the rates before, to hand to `cool_down` after the step, or None
-        when the warmup is over. The schedulers never see the scaled rates."""
-        if not self.warmup_steps:
-            return None
-        factor = warmup_factor(self.global_step, self.warmup_steps)
-        if factor == 1.0:
+        """Cap the rates of the optimiser step about to be taken by the warmup (`warmed_up_rate`); the
+        rates before, to hand to `cool_down` after the step, or None when the warmup is over. The
+        schedulers never see the capped rates."""
+        if not self.warmup_steps or self.global_step >= self.warmup_steps:
             return None
         rates = [group["lr"] for group in optimizer.param_groups]
-        for group, rate in zip(optimizer.param_groups, rates, strict=True):
-            group["lr"] = rate * factor
+        for group in optimizer.param_groups:
+            group["lr"] = self.warmed_up_rate(group)
         return rates
+
+    def warmed_up_rate(self, group: dict[str, Any]) -> float:
+        """A parameter group's rate for the next optimiser step: the schedule's, but at most
+        (s+1)/N of the peak rate for step s of a warmup of N (`scheduler.warmup_steps`). The peak
+        is the rate the schedule started from (torch's `initial_lr`), or the rate itself without a
+        schedule. A cap rather than a product, so a budget that ends inside the warmup still ends
+        at the schedule's end value."""
+        rate = group["lr"]
+        factor = warmup_factor(self.global_step, self.warmup_steps)
+        return rate if factor == 1.0 else min(rate, group.get("initial_lr", rate) * factor)
 
     @staticmethod
     def cool_down(optimizer: torch.optim.Optimizer, rates: list[float] | None) -> None:
@@ -190,8 +197,7 @@ class Task(TrainingStateMixin, L.LightningModule):
     def rate_metrics(self) -> dict[str, float]:
         """The rate the next optimiser step takes (its warmup share included), as `lr-<Optimizer>`."""
         optimizer = self.trainer.optimizers[0]
-        rate = optimizer.param_groups[0]["lr"] * warmup_factor(self.global_step, self.warmup_steps)
-        return {f"lr-{type(optimizer).__name__}": rate}
+        return {f"lr-{type(optimizer).__name__}": self.warmed_up_rate(optimizer.param_groups[0])}
 
     @property
     def rate_varies_within_epochs(self) -> bool:
