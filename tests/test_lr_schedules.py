@@ -145,3 +145,14 @@ def test_adam_takes_its_betas_as_two_settings():
     assert type(optimizer) is torch.optim.Adam and optimizer.param_groups[0]["betas"] == (0.9, 0.99)
     with pytest.raises(UserError, match=r"optimizer.beta2=1.0 must be in \[0, 1\)"):
         functools.partial(instantiate(cfg.optimizer), beta2=1.0)([torch.nn.Parameter(torch.zeros(1))])
+
+
+def test_a_resumed_budget_schedule_takes_new_settings_from_where_the_budget_is():
+    from rnnlab.callbacks.new_schedule import follow
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = BudgetSchedule(optimizer, decay="linear", end_factor=0.1)
+    schedule.follow(lambda: 0.5)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.55)
+    follow(schedule, {"decay": "linear", "end_factor": 0.5})  # resumed with scheduler.end_factor=0.5
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.75)
