@@ -20,6 +20,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from rnnlab.errors import UserError
+from rnnlab.lightning_internals import set_scheduler_rates
 
 DECAYS = ("cosine", "linear", "constant")
 
@@ -77,16 +78,15 @@ class BudgetSchedule(LRScheduler):
 
     def refresh(self) -> None:
         """Set the optimiser's rates to what the fraction spent gives now (without a step)."""
-        for group, rate in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
-            group["lr"] = rate
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        set_scheduler_rates(self, self.get_lr())
 
     def get_lr(self) -> list[float]:
         factor = decay_factor(self.decay, self._fraction(), self.end_factor)
         return [base * factor for base in self.base_lrs]
 
-    # What FollowNewSchedule asks a schedule with a formula for: the rate its settings give now.
-    _get_closed_form_lr = get_lr
+    def rates_now(self) -> list[float]:
+        """What FollowNewSchedule asks a schedule with a formula for: the rates its settings give now."""
+        return self.get_lr()
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data only (not the bound fraction): checkpoints load with `weights_only=True`."""

@@ -38,14 +38,22 @@ def create_task(cfg: DictConfig, network: Any, inputs: Any) -> L.LightningModule
     # Built through a partial so that Hydra leaves the network and the inputs alone.
     factory = create(cfg.task, _partial_=True)
     scheduler, warmup_steps = scheduler_and_warmup(cfg.get("scheduler"))
-    task = factory(
-        network=network,
-        inputs=inputs,
-        optimizer=create(cfg.optimizer),
-        scheduler=create(scheduler) if scheduler else None,
-    )
+    optimizer, schedule = create(cfg.optimizer), create(scheduler) if scheduler else None
+    try_out(optimizer, schedule)
+    task = factory(network=network, inputs=inputs, optimizer=optimizer, scheduler=schedule)
     task.warmup_steps = warmup_steps
     return task
+
+
+def try_out(optimizer: Any, schedule: Any) -> None:
+    """An optimiser's and a schedule's settings are checked when they are made, which Lightning does
+    only once training has begun: made once here, for a throwaway parameter, so that a bad setting
+    is refused before anything is written."""
+    import torch
+
+    built = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    if schedule is not None:
+        schedule(built)
 
 
 def without(settings: DictConfig, *keys: str) -> DictConfig:
