@@ -58,14 +58,20 @@ def test_every_model_is_sized_by_the_data_it_accepts(model):
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+@pytest.mark.parametrize("scheduler", sorted(p.stem for p in (CONF_DIR / "scheduler").glob("*.yaml")))
 def test_every_optimizer_and_scheduler_is_a_partial(optimizer, scheduler):
+    from rnnlab.run.build import scheduler_and_warmup
+
     cfg = compose_train(f"optimizer={optimizer}", f"scheduler={scheduler}")
     parameter = torch.nn.Parameter(torch.zeros(2))
     built = instantiate(cfg.optimizer)([parameter])
     assert isinstance(built, torch.optim.Optimizer) and built.param_groups[0]["params"] == [parameter]
     assert built.param_groups[0]["lr"] == cfg.optimizer.lr  # the config's settings reach the optimizer
-    schedule = instantiate(cfg.scheduler)(built)
+    if "beta2" in cfg.optimizer:
+        assert built.param_groups[0]["betas"] == (cfg.optimizer.beta1, cfg.optimizer.beta2)
+    settings, warmup_steps = scheduler_and_warmup(cfg.scheduler)  # warmup_steps is rnnlab's, for any schedule
+    assert warmup_steps == 0
+    schedule = instantiate(settings)(built)
     kinds = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert isinstance(schedule, kinds) and schedule.optimizer is built  # a scheduler of that optimizer
 
@@ -340,3 +346,21 @@ def test_each_sampler_and_pruner_names_an_optuna_class(choice):
     assert node._target_.startswith("optuna.")
     if module_installed("optuna"):
         assert get_class(node._target_) is not None
+
+
+@pytest.mark.parametrize("preset", ["shakespeare_char_cpu", "shakespeare_char"])
+def test_the_budget_levers_of_the_shakespeare_searches_build_at_their_far_ends(preset):
+    """Each lever the searches add (warmup, beta2, tying, token shift, batch size), all at once: the
+    settings are taken, the network ties and shifts, Adam gets the beta."""
+    from rnnlab.run.build import scheduler_and_warmup
+    from rnnlab.run.checks import check_arguments
+
+    levers = ["scheduler.warmup_steps=300", "optimizer.beta2=0.99", "model.tie_weights=true"]
+    cfg = compose_train(f"experiment={preset}", *levers, "model.token_shift=true", "data.batch_size=64")
+    check_arguments(cfg)
+    network = instantiate(cfg.model, input_size=65, output_size=65)
+    assert network.head.weight is network.embedding.weight and network.token_shift is not None
+    outputs, _ = network(torch.randint(65, (2, 7)))
+    assert outputs.shape == (2, 7, 65)
+    assert instantiate(cfg.optimizer)(network.parameters()).param_groups[0]["betas"][1] == 0.99
+    assert scheduler_and_warmup(cfg.scheduler)[1] == 300

@@ -113,6 +113,11 @@ def test_closed_form_rates_and_setting_them():
     assert optimizer.param_groups[0]["lr"] == 0.25 and cosine.get_last_lr() == [0.25]
     one_cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=10)
     assert internals.closed_form_rates(one_cycle) is None
+    from rnnlab.lr_schedules import BudgetSchedule  # rnnlab's own schedules give their rates publicly
+
+    budget = BudgetSchedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0), "linear", 0.0)
+    budget.follow(lambda: 0.25)
+    assert internals.closed_form_rates(budget) == pytest.approx([1.5]) and budget.get_last_lr() == [1.5]
 
 
 def test_a_metrics_update_count_can_be_restored():

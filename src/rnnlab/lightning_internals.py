@@ -72,9 +72,10 @@ def precision_is_plain(trainer: L.Trainer) -> bool:
 
 def closed_form_rates(scheduler: Any) -> list[float] | None:
     """The learning rates a scheduler's formula gives at its current epoch (`_get_closed_form_lr`,
-    which torch's closed-form schedulers such as CosineAnnealingLR and StepLR have), or None for a
-    scheduler without one (OneCycleLR precomputes its phases; LambdaLR calls user code)."""
-    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+    which torch's closed-form schedulers such as CosineAnnealingLR and StepLR have; rnnlab's own
+    give `rates_now`), or None for a scheduler without one (OneCycleLR precomputes its phases;
+    LambdaLR calls user code)."""
+    closed_form = getattr(scheduler, "rates_now", None) or getattr(scheduler, "_get_closed_form_lr", None)
     return None if closed_form is None else list(closed_form())
 
 

@@ -16,6 +16,8 @@ V = 13
         lambda: RecurrentNet(V, V, "rnn", 8),
         lambda: RecurrentNet(V, V, "gru", 8, num_layers=2),
         lambda: RecurrentNet(V, V, "lstm", 8, num_layers=2, embedding_dim=5),
+        lambda: RecurrentNet(V, V, "lstm", 8, embedding_dim=5, token_shift=True),
+        lambda: RecurrentNet(V, V, "gru", 8, token_shift=True),  # one-hot inputs shifted
         lambda: RNNScratch(V, V, 8),
     ],
 )

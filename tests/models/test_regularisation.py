@@ -161,7 +161,7 @@ def test_the_activation_penalty_is_ar_plus_tar_of_the_last_layer():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(tie_weights=True), "needs a learned embedding"),
+        (dict(tie_weights=True, embedding_dim=None), "needs a learned embedding"),  # auto learns one
         (dict(embedding_dropout=0.1), "needs a learned embedding"),
         (dict(embedding_dim=4, tie_weights=True, head=False, hidden_size=V), "needs model.head=true"),
         (dict(weight_dropout=1.0), "model.weight_dropout=1.0 must be in [0, 1)"),

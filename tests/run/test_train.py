@@ -63,3 +63,16 @@ def test_a_bad_corpus_file_is_refused_naming_what_is_wrong_with_it(tmp_path, con
     else:
         corpus.write_bytes(content)
     assert message in refusal(tmp_path / "run", f"data.path={corpus}")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scheduler=budget", "scheduler.decay=cos"], "scheduler.decay='cos' is unknown"),
+        (["scheduler=budget", "scheduler.warmup_steps=-5"], "scheduler.warmup_steps=-5 must be"),
+        (["optimizer.beta2=1.5"], "optimizer.beta2=1.5 must be in [0, 1)"),
+        (["trainer.max_time=5min"], "trainer.max_time='5min' is not a duration"),
+    ],
+)
+def test_bad_budget_settings_are_refused_before_training(tmp_path, corpus, overrides, message):
+    assert message in refusal(tmp_path / "run", f"data.path={corpus}", *overrides)

@@ -48,3 +48,24 @@ def check_head(head: bool, width: int, output_size: int) -> None:
             f"model.head=false reads the outputs off the hidden state, so its width ({width}) must equal "
             f"the data's output size ({output_size}); set model.hidden_size={output_size} or model.head=true"
         )
+
+
+class TokenShift(torch.nn.Module):
+    """RWKV's time-shift ("token shift"): each step's input vector mixed, channel by channel, with the
+    previous step's, `mix * x_t + (1 - mix) * x_{t-1}`, so that a recurrent layer sees two tokens at
+    once. `mix` is learned, one value per channel, starting at i / width for channel i (as RWKV-4
+    starts its first layer's), from all previous to nearly all current. The step before the first is
+    `previous` (the last input vector of the window before, carried like the hidden state), or zeros.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mix = torch.nn.Parameter(torch.arange(width, dtype=torch.float32) / width)
+
+    def forward(
+        self, x: torch.Tensor, previous: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, W], previous [B, W] or None -> the mixed inputs [B, T, W] and x's last step [B, W]."""
+        before = torch.zeros_like(x[:, :1]) if previous is None else previous[:, None].to(x.dtype)
+        shifted = torch.cat([before, x[:, :-1]], dim=1)
+        return torch.lerp(shifted, x, self.mix.to(x.dtype)), x[:, -1]

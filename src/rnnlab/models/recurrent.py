@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from rnnlab.contract import InputKind
 from rnnlab.errors import UserError
-from rnnlab.models.inputs import check_head, chosen_embedding, one_hot_if_tokens
+from rnnlab.models.inputs import TokenShift, check_head, chosen_embedding, one_hot_if_tokens
 from rnnlab.models.regularisation import (
     LayerStack,
     LockedDropout,
@@ -54,6 +54,10 @@ class RecurrentNet(nn.Module):
     dropout keep one mask over all time steps), `weight_dropout` (DropConnect on the hidden-to-hidden
     matrices), and `activation_reg` / `temporal_activation_reg` (AR / TAR, a penalty the task adds to
     the training loss: `forward_with_penalty` returns it with the outputs of a training pass).
+
+    `token_shift` (RWKV's time-shift, `rnnlab.models.inputs.TokenShift`) mixes each step's input
+    vector with the previous step's before the recurrent layers; the last input vector is then part
+    of the state, `(recurrent state, last input)`, carried from window to window like the rest.
     """
 
     accepts: ClassVar[frozenset[InputKind]] = frozenset({InputKind.TOKENS, InputKind.SEQUENCES})
@@ -78,6 +82,7 @@ class RecurrentNet(nn.Module):
         activation_reg: float = 0.0,
         temporal_activation_reg: float = 0.0,
         init_range: float | None = None,
+        token_shift: bool = False,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -90,8 +95,10 @@ class RecurrentNet(nn.Module):
         ):
             if value < 1:
                 raise UserError(f"model.{name}={value} must be positive")
-        embedding_dim = chosen_embedding(embedding_dim, input_size, hidden_size)
         tie_weights = TIES.get(tie_weights, tie_weights)
+        if tie_weights and embedding_dim == "auto":
+            embedding_dim = hidden_size  # tying needs a learned embedding; auto learns one then
+        embedding_dim = chosen_embedding(embedding_dim, input_size, hidden_size)
         if tie_weights not in TIES.values():
             raise UserError(f"model.tie_weights={tie_weights!r} is unknown; choose false, true or last_layer")
         between = dropout if hidden_dropout is None else hidden_dropout
@@ -128,6 +135,7 @@ class RecurrentNet(nn.Module):
         self.input_size = input_size
         self.embedding = nn.Embedding(input_size, embedding_dim) if embedding_dim else None
         rnn_input = embedding_dim or input_size
+        self.token_shift = TokenShift(rnn_input) if token_shift else None
         if num_layers == 1 and last_size != hidden_size:
             hidden_size = last_size  # one layer, sized to the embedding it shares
         if num_layers > 1 and (locked_dropout or last_size != hidden_size):
@@ -167,8 +175,9 @@ class RecurrentNet(nn.Module):
             self.projection = nn.Identity()
             self.head = nn.Linear(width, output_size) if head else nn.Identity()
         if init_range:  # Zaremba et al. 2014: every weight and bias drawn from U(-r, r)
-            for parameter in self.parameters():
-                nn.init.uniform_(parameter, -init_range, init_range)
+            for name, parameter in self.named_parameters():
+                if not name.startswith("token_shift."):  # mixing shares, not weights
+                    nn.init.uniform_(parameter, -init_range, init_range)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         """Token ids [B, T] -> vectors [B, T, E] (one-hot or learned); feature sequences pass through."""
@@ -201,13 +210,19 @@ class RecurrentNet(nn.Module):
         self, inputs: torch.Tensor, state: State | None = None
     ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
         """`forward`, and the AR/TAR penalty of this pass (None in eval mode or with both off)."""
-        x = self.input_dropout(self.embed(inputs))
+        x = self.embed(inputs)
+        if self.token_shift is not None:
+            state, previous = (None, None) if state is None else state
+            x, last_input = self.token_shift(x, previous)
+        x = self.input_dropout(x)
         if self.training and self.weight_dropout:
             outputs, state = functional_call(
                 self.rnn, drop_recurrent_weights(self.rnn, self.weight_dropout), (x, state)
             )
         else:
             outputs, state = self.rnn(x, state)
+        if self.token_shift is not None:
+            state = (state, last_input)
         dropped = self.dropout(outputs)
         penalty = None
         if self.training and (self.activation_reg or self.temporal_activation_reg):

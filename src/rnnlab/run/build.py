@@ -12,10 +12,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rnnlab.callbacks.budget import Budget, budget_seconds
 from rnnlab.callbacks.early_stopping import early_stopping_settings, is_early_stopping
 from rnnlab.callbacks.new_schedule import FollowNewSchedule
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
+from rnnlab.lr_schedules import check_warmup_steps
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
 from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
 from rnnlab.search.trial_reporting import trial_callbacks
@@ -36,12 +38,45 @@ def create_task(cfg: DictConfig, network: Any, inputs: Any) -> L.LightningModule
     """The task, given the network and what the data hands over (`rnnlab.contract`)."""
     # Built through a partial so that Hydra leaves the network and the inputs alone.
     factory = create(cfg.task, _partial_=True)
-    return factory(
-        network=network,
-        inputs=inputs,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-    )
+    scheduler, warmup_steps = scheduler_and_warmup(cfg.get("scheduler"))
+    optimizer, schedule = create(cfg.optimizer), create(scheduler) if scheduler else None
+    try_out(optimizer, schedule)
+    task = factory(network=network, inputs=inputs, optimizer=optimizer, scheduler=schedule)
+    task.warmup_steps = warmup_steps
+    return task
+
+
+def try_out(optimizer: Any, schedule: Any) -> None:
+    """An optimiser's and a schedule's settings are checked when they are made, which Lightning does
+    only once training has begun: made once here, for a throwaway parameter, so that a bad setting
+    is refused before anything is written."""
+    import torch
+
+    built = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    if schedule is not None:
+        schedule(built)
+
+
+def without(settings: DictConfig, *keys: str) -> DictConfig:
+    """A copy of `settings` without `keys` (rnnlab's own settings beside a class's arguments)."""
+    if not any(key in settings for key in keys):
+        return settings
+    settings = settings.copy()
+    with open_dict(settings):
+        for key in keys:
+            settings.pop(key, None)
+    return settings
+
+
+def scheduler_and_warmup(scheduler: DictConfig | None) -> tuple[DictConfig | None, int]:
+    """`scheduler.warmup_steps` (rnnlab's, for any schedule: the task ramps the first steps' rates up)
+    and the scheduler's config without it."""
+    if not scheduler:
+        return None, 0
+    warmup_steps = check_warmup_steps(scheduler.get("warmup_steps", 0))
+    rest = without(scheduler, "warmup_steps")
+    # only warmup_steps: the rate is constant after the warmup
+    return (rest if "_target_" in rest else None), warmup_steps
 
 
 def create_callbacks(cfg: DictConfig, task: Any) -> list[L.Callback]:
@@ -89,13 +124,29 @@ def set_matmul_precision(trainer: DictConfig) -> DictConfig:
     return trainer
 
 
+# A sentinel cadence of `trainer.val_check_interval`: validate only when training stops.
+AT_THE_END = "end"
+NEVER = 2**62  # loader batches: Lightning's batch-counted cadence never comes round
+
+
+def validation_cadence(trainer: DictConfig) -> dict[str, Any]:
+    """`trainer.val_check_interval=end`: Lightning's arguments that validate only at the stop (the
+    `Budget` callback asks Lightning to stop at every limit, and Lightning validates then).
+    Lightning's own forms pass through: a fraction, a count (`rnnlab.run.step_units`), or wall time
+    ("DD:HH:MM:SS", {minutes: 5})."""
+    if trainer.get("val_check_interval") != AT_THE_END:
+        return {}
+    return {"val_check_interval": NEVER, "check_val_every_n_epoch": None}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, then the network sized by its data, the task and the trainer.
 
-    The trainer always gets a `Throughput` clock (the run reports its rate) and `FollowNewSchedule`
-    (a resumed schedule takes the new settings), its step counts converted to loader batches
-    (`rnnlab.run.step_units`), and the task the network's config (its checkpoints rebuild the
-    network without the data).
+    The trainer always gets a `Throughput` clock (the run reports its rate), `FollowNewSchedule`
+    (a resumed schedule takes the new settings) and the `Budget` (`trainer.max_time`, a validation
+    at every stop, the fraction of the budget a `scheduler=budget` reads), its step counts
+    converted to loader batches (`rnnlab.run.step_units`), and the task the network's config (its
+    checkpoints rebuild the network without the data).
     """
     check_arguments(cfg)
     check_model_fits_data(cfg)
@@ -112,15 +163,18 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         *create_callbacks(cfg, task),
         Throughput(),
         FollowNewSchedule(),
+        Budget(budget_seconds(cfg.trainer.get("max_time"))),
         *trial_callbacks(str(cfg.paths.output_dir)),
     ]
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     in_batches = trainer_settings_in_batches(cfg.trainer, task.steps_per_batch)  # rnnlab.run.step_units
-    trainer_cfg = set_matmul_precision(cfg.trainer)
+    # max_time is the Budget's: Lightning's own Timer would be a second clock
+    trainer_cfg = without(set_matmul_precision(cfg.trainer), "max_time")
     # Under srun, SLURM's cluster environment without Lightning's auto-requeue (rnnlab.slurm)
     plugins = [create(plugin) for plugin in trainer_cfg.get("plugins") or []] + cluster_plugins()
+    settings = {**in_batches, **validation_cadence(cfg.trainer)}
     trainer = create(
-        trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None, **in_batches
+        trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None, **settings
     )
     return datamodule, task, trainer
 

@@ -76,7 +76,7 @@ def _configured_objects(cfg: DictConfig) -> list[tuple[str, str, DictConfig]]:
 
 
 # Settings rnnlab reads itself before it instantiates their object (`rnnlab.run.build`).
-RNNLAB_SETTINGS = {("trainer", "matmul_precision")}
+RNNLAB_SETTINGS = {("trainer", "matmul_precision"), ("scheduler", "warmup_steps")}
 
 
 def check_arguments(cfg: DictConfig) -> None:

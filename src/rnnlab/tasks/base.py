@@ -25,6 +25,7 @@ from torchmetrics import Metric, MetricCollection
 from rnnlab.contract import TaskInputs, task_fits
 from rnnlab.errors import UserError
 from rnnlab.lightning_internals import attached_trainer, writes_logs_after_this_batch
+from rnnlab.lr_schedules import is_per_step, warmup_factor
 from rnnlab.models.regularisation import Penalised
 from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 from rnnlab.tasks.training_state import TrainingStateMixin
@@ -89,6 +90,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         self.clip_val, self.loss_reduction = gradient_clip_val, loss_reduction
         self.figure_every_n_epochs = figure_every_n_epochs
         self.network_config: dict[str, Any] | None = None  # set by rnnlab.run.build, for checkpoints
+        # scheduler.warmup_steps, set by rnnlab.run.build: the first steps' rates ramp up (`warmed_up`)
+        self.warmup_steps = 0
         self.validated_epoch: int | None = None  # the last epoch with a validation: val/* are not stale
         self.guard = NonFiniteGuard(self.diverged)
         self.step_logged: tuple[int, tuple[str, ...]] | None = None  # (step, names) of the last training log
@@ -156,13 +159,66 @@ class Task(TrainingStateMixin, L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = {"scheduler": self.scheduler_factory(optimizer)}
-        if self.automatic_optimization:
+        if is_per_step(scheduler["scheduler"]):
+            # Lightning steps it after every optimiser step (SequenceTask steps it itself)
+            scheduler["interval"] = "step"
+        elif self.automatic_optimization:
             # ReduceLROnPlateau reads the headline metric; an epoch without validation skips its step.
             scheduler |= {"monitor": f"val/{self.metric}", "strict": False}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def configure_gradient_clipping(self, optimizer: Any, *args: Any, **kwargs: Any) -> None:
         self.clip_gradients(optimizer, self.clip_val, "norm")
+
+    # -- warmup and the rate ------------------------------------------------------------------------
+    def warm_up(self, optimizer: torch.optim.Optimizer) -> list[float] | None:
+        """Cap the rates of the optimiser step about to be taken by the warmup (`warmed_up_rate`); the
+        rates before, to hand to `cool_down` after the step, or None when the warmup is over. The
+        schedulers never see the capped rates."""
+        if not self.warmup_steps or self.global_step >= self.warmup_steps:
+            return None
+        rates = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] = self.warmed_up_rate(group)
+        return rates
+
+    def warmed_up_rate(self, group: dict[str, Any]) -> float:
+        """A parameter group's rate for the next optimiser step: the schedule's, but at most
+        (s+1)/N of the peak rate for step s of a warmup of N (`scheduler.warmup_steps`). The peak
+        is the rate the schedule started from (torch's `initial_lr`), or the rate itself without a
+        schedule. A cap rather than a product, so a budget that ends inside the warmup still ends
+        at the schedule's end value."""
+        rate = group["lr"]
+        factor = warmup_factor(self.global_step, self.warmup_steps)
+        return rate if factor == 1.0 else min(rate, group.get("initial_lr", rate) * factor)
+
+    @staticmethod
+    def cool_down(optimizer: torch.optim.Optimizer, rates: list[float] | None) -> None:
+        """Put back the rates `warm_up` scaled."""
+        if rates is not None:
+            for group, rate in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Lightning's step (automatic optimisation), at the warmup's share of the rate."""
+        rates = self.warm_up(optimizer)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.cool_down(optimizer, rates)
+
+    def rate_metrics(self) -> dict[str, float]:
+        """The rate the next optimiser step takes (its warmup share included), as `lr-<Optimizer>`."""
+        optimizer = self.trainer.optimizers[0]
+        return {f"lr-{type(optimizer).__name__}": self.warmed_up_rate(optimizer.param_groups[0])}
+
+    @property
+    def rate_varies_within_epochs(self) -> bool:
+        """Whether the rate changes from step to step (a warmup, or a per-step schedule): then it is
+        logged with the step metrics, not only at epoch ends."""
+        trainer = attached_trainer(self)
+        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs] if trainer else []
+        return bool(self.warmup_steps) or any(is_per_step(scheduler) for scheduler in schedulers)
 
     def on_before_backward(self, loss: torch.Tensor) -> None:
         """The non-finite guard (`rnnlab.tasks.guard`) sees each optimiser step's loss before its backward."""
@@ -189,7 +245,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         self.update_metrics("train", outputs.detach(), targets, detached)
         if self.logs_this_step():
             # plotted at the step this batch's optimiser step makes (Lightning takes it after this hook)
-            self.log_at_step(self.step_metrics(detached), step=self.global_step + 1)
+            rate = self.rate_metrics() if self.rate_varies_within_epochs else {}
+            self.log_at_step({**self.step_metrics(detached), **rate}, step=self.global_step + 1)
         # `loss_reduction=sum` optimises the batch's summed loss, as some course lessons do.
         return loss * targets.numel() if self.loss_reduction == "sum" else loss
 
@@ -249,10 +306,8 @@ class Task(TrainingStateMixin, L.LightningModule):
             return
         # The loss is logged per step already (under the same name), so the epoch adds the rest, and
         # the learning rate the epoch trained with (before an epoch-wise schedule steps).
-        optimizer = self.trainer.optimizers[0]
         epoch_metrics = {f"train/{k}": v for k, v in train.items() if k != "loss"}
-        learning_rate = {f"lr-{type(optimizer).__name__}": optimizer.param_groups[0]["lr"]}
-        self.log_at_step({**epoch_metrics, **learning_rate}, **SAME_IN_EVERY_PROCESS)
+        self.log_at_step({**epoch_metrics, **self.rate_metrics()}, **SAME_IN_EVERY_PROCESS)
 
     def on_validation_start(self) -> None:
         self.guard.check()  # not a validation (nor its checkpoint) of weights a non-finite loss reached

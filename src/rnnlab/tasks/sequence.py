@@ -15,6 +15,7 @@ from rnnlab.lightning_internals import (
     module_overrides,
     precision_is_plain,
 )
+from rnnlab.lr_schedules import is_per_step
 from rnnlab.models.regularisation import run_with_penalty
 from rnnlab.tasks.base import Task
 
@@ -28,10 +29,11 @@ def mean_loss(losses: list[torch.Tensor], lengths: list[int]) -> torch.Tensor:
 
 
 def detach(state: Any) -> Any:
-    """Cut the graph behind a hidden state (a tensor, an LSTM's (h, c) pair, or None)."""
+    """Cut the graph behind a hidden state (a tensor, an LSTM's (h, c) pair, or None; or tuples of
+    them, such as a token-shifting network's (recurrent state, last input))."""
     if state is None or isinstance(state, torch.Tensor):
         return None if state is None else state.detach()
-    return tuple(part.detach() for part in state)
+    return tuple(detach(part) for part in state)
 
 
 # The hooks that Lightning's backward and optimizer wrappers call and the plain path does not (the
@@ -78,6 +80,8 @@ class SequenceTask(Task):
         self.train_state: Any = None
         self.eval_state: Any = None
         self.plain_step = False  # decided when training starts (`on_train_start`)
+        self.step_schedule: Any = None  # a schedule stepped after every optimiser step (`on_train_start`)
+        self.log_rate = False  # whether the step metrics carry the rate (`on_train_start`)
 
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return batch[1].numel()  # every step of every row is a prediction
@@ -122,9 +126,13 @@ class SequenceTask(Task):
         # What is clipped: the optimiser's parameters, listed once (walking the module tree for them
         # on every step costs a small network a measurable share of its step)
         self._clipped = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
+        scheduler = self.lr_schedulers()
+        self.step_schedule = scheduler if is_per_step(scheduler) else None
+        self.log_rate = self.rate_varies_within_epochs
 
     def optimise(self, loss: torch.Tensor) -> None:
-        """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step."""
+        """One optimiser step on `loss` (a piece of a batch): backward (guarded), clip, step (at the
+        warmup's share of the rate), then a per-step schedule's step."""
         if self.plain_step:
             optimizer = self.optimizers().optimizer
             optimizer.zero_grad(set_to_none=True)
@@ -132,14 +140,20 @@ class SequenceTask(Task):
             loss.backward()
             if self.clip_val is not None:
                 torch.nn.utils.clip_grad_norm_(self._clipped, self.clip_val)
+            rates = self.warm_up(optimizer)
             optimizer.step()
+            self.cool_down(optimizer, rates)
             count_optimizer_step(self.trainer)  # what Lightning's optimizer wrapper does besides the step
-            return
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self.configure_gradient_clipping(optimizer)
-        optimizer.step()  # Lightning's wrapper: its hooks, and it counts the step
+        else:
+            optimizer = self.optimizers()
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self.configure_gradient_clipping(optimizer)
+            rates = self.warm_up(optimizer.optimizer)
+            optimizer.step()  # Lightning's wrapper: its hooks, and it counts the step
+            self.cool_down(optimizer.optimizer, rates)
+        if self.step_schedule is not None:
+            self.step_schedule.step()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A loader batch holds one or more windows of `num_steps` side by side (`data.windows_per_batch`);
@@ -175,7 +189,7 @@ class SequenceTask(Task):
             self.update_metrics("train", None, targets[:, : sum(lengths)], mean_loss(losses, lengths))
         self.train_state = state
         if self.logs_this_step():
-            self.log_at_step(self.step_metrics(loss))
+            self.log_at_step({**self.step_metrics(loss), **(self.rate_metrics() if self.log_rate else {})})
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -187,7 +201,7 @@ class SequenceTask(Task):
             val = self.trainer.callback_metrics.get(f"val/{self.metric}")
             if val is not None and self.validated_epoch == self.current_epoch:
                 scheduler.step(val)
-        elif scheduler is not None:
+        elif scheduler is not None and not is_per_step(scheduler):
             scheduler.step()
 
     def on_validation_epoch_start(self) -> None:
