@@ -228,18 +228,23 @@ def trials_by_worker(trials, sweep_dirs: dict[str, Path]) -> dict[str, list[str]
     return found
 
 
+# (workers, n_trials): three on PostgreSQL, as the cluster recipe's sbatch --array=0-2; two on the files
 @pytest.mark.parametrize(
-    "kind",
-    [pytest.param("postgresql", marks=pytest.mark.xdist_group("postgres")), "sqlite", "journal"],
+    ("kind", "n_workers", "n_trials"),
+    [
+        pytest.param("postgresql", 3, 6, marks=pytest.mark.xdist_group("postgres")),
+        ("sqlite", 2, 4),
+        ("journal", 2, 4),
+    ],
 )
 def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
-    kind, tmp_path, repetitive_corpus, request
+    kind, n_workers, n_trials, tmp_path, repetitive_corpus, request
 ):
     url = storage_of_kind(kind, tmp_path, request)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(tmp_path / "no-data-here")
     env["PYTHONUNBUFFERED"] = "1"
-    names = ("a", "b", "c")
+    names = ("a", "b", "c")[:n_workers]
     workers, logs = [], []
     for worker in names:
         (tmp_path / worker).mkdir()
@@ -247,7 +252,7 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
             *SMALL,
             f"data.path={repetitive_corpus}",
             "trainer.max_epochs=1",
-            "hydra.sweeper.n_trials=6",
+            f"hydra.sweeper.n_trials={n_trials}",
             f"hydra.sweeper.storage={url}",
             f"hydra.sweep.dir={tmp_path / worker / 'sweep'}",
         ]
@@ -256,12 +261,14 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
         workers.append(launch(command, cwd=tmp_path / worker, env=env, stdout=logs[-1], stderr=None))
     wait_all(workers, timeout=600)
     logs = [log.read_text() for log in logs]
-    assert [worker.returncode for worker in workers] == [0, 0, 0], "\n".join(log[-2000:] for log in logs)
+    assert [worker.returncode for worker in workers] == [0] * n_workers, "\n".join(
+        log[-2000:] for log in logs
+    )
     trials = load_study(open_storage(url)).get_trials()
     finished = [t for t in trials if not t.user_attrs.get("surplus")]
-    assert [t.number for t in finished] == [0, 1, 2, 3, 4, 5]
+    assert [t.number for t in finished] == list(range(n_trials))
     assert all(t.state.name == "COMPLETE" for t in finished)
-    assert len({tuple(sorted(t.params.items())) for t in finished}) == 6  # no parameters run twice
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == n_trials  # no parameters twice
     sweeps = {name: tmp_path / name / "sweep" for name in names}
     ran = trials_by_worker(finished, sweeps)
     print(f"{kind}: trials by worker {ran}")  # the transcript (pytest -s)
