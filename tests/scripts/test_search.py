@@ -357,7 +357,8 @@ def test_the_dashboard_command_a_search_prints_serves_its_study(kind, tmp_path, 
     )
     try:
         api = f"http://127.0.0.1:{port}/api/studies"
-        (listed,) = [s for s in served_json(api, server)["studies"] if s["study_name"] == "dashboard_check"]
+        studies = served_json(api, server)["study_summaries"]
+        (listed,) = [s for s in studies if s["study_name"] == "dashboard_check"]
         detail = served_json(f"{api}/{listed['study_id']}", server)
     finally:
         server.terminate()
