@@ -21,6 +21,7 @@ action=$1
 state=$(realpath -m "$2")
 port=${3:-}
 database=optuna
+cd / # the server's user may not be allowed into the caller's folder
 
 # The server binaries: PG_BIN, else Debian's newest /usr/lib/postgresql/<version>/bin, else the PATH.
 bin_dir() {
