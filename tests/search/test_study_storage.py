@@ -48,13 +48,22 @@ def test_the_dashboard_command_names_each_storage_as_optuna_dashboard_reads_it()
     assert dashboard_command("postgresql://me@db/o") == "optuna-dashboard postgresql+psycopg://me@db/o"
 
 
-def test_a_missing_postgresql_driver_is_refused_in_one_line_that_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now raises ImportError
+@pytest.mark.parametrize(
+    ("url", "driver", "advice"),
+    [
+        ("postgresql://me@127.0.0.1:1/optuna", "psycopg", 'pip install -e ".[sweep]"'),
+        ("postgresql+psycopg2://me@127.0.0.1:1/optuna", "psycopg2", "pip install psycopg2-binary"),
+    ],
+)
+def test_a_missing_postgresql_driver_is_refused_in_one_line_that_says_what_to_install(
+    url, driver, advice, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, driver, None)  # `import <driver>` now raises ImportError
     with pytest.raises(UserError) as refused:
-        open_storage("postgresql://me@127.0.0.1:1/optuna")
+        open_storage(url)
     message = str(refused.value)
-    assert "needs the database driver psycopg, which is not installed" in message, message
-    assert 'pip install -e ".[sweep]"' in message and "\n" not in message
+    assert f"needs the database driver {driver}, which is not installed" in message, message
+    assert advice in message and "\n" not in message
 
 
 def test_a_journal_in_a_folder_that_does_not_exist_is_refused(tmp_path):

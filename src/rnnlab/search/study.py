@@ -165,10 +165,10 @@ def schema_lock(url: str) -> Iterator[None]:
 def missing_driver(url: str, error: ImportError) -> str:
     cause = error.__cause__ if isinstance(error.__cause__, ImportError) else error
     module = getattr(cause, "name", None) or str(cause)
-    if url.startswith(("postgresql:", "postgresql+psycopg:")):
-        how = 'pip install -e ".[sweep]" (it installs psycopg[binary])'
-    else:
-        how = "install the driver its dialect names"
+    how = {
+        "psycopg": 'pip install -e ".[sweep]" (it installs psycopg[binary])',
+        "psycopg2": "pip install psycopg2-binary, or write postgresql:// (psycopg 3, in the sweep extra)",
+    }.get(module, f"install the package that provides {module}")
     return f"hydra.sweeper.storage={url} needs the database driver {module}, which is not installed: {how}"
 
 
