@@ -18,6 +18,7 @@ import torch
 import tests.project as project
 from rnnlab.run.console import WARNINGS_TO_IGNORE
 from tests.project import ROOT, write_repetitive_corpus
+from tests.search.postgres import postgres_server, postgres_url  # noqa: F401  (a PostgreSQL server)
 
 REAL_HOME_CACHE = Path.home() / ".cache" / "rnnlab"  # read before any test points HOME elsewhere
 # What running the suite itself may leave in the repository (bytecode, the editable install, caches).

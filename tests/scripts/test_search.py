@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab.search.study import dashboard_command, open_storage
 from tests.project import (
     ROOT,
     chromium,
@@ -44,7 +46,7 @@ SMALL = [
 ]
 
 
-def load_study(url: str, name: str = "lm_optuna"):
+def load_study(url, name: str = "lm_optuna"):
     return optuna.load_study(study_name=name, storage=url)
 
 
@@ -154,12 +156,15 @@ def unfinished_job(sweep_dir: Path) -> Path | None:
     return None
 
 
-def test_a_killed_search_resumes_its_study_and_its_running_trial(workdir, repetitive_corpus):
+# journal: Optuna's journal file, named relative to the folder the command runs in
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, repetitive_corpus):
     command = [
         *SMALL,
         f"data.path={repetitive_corpus}",
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=3",
+        *(["hydra.sweeper.storage=journal://study.log"] if kind == "journal" else []),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(workdir.parent / "no-data-here")
@@ -188,14 +193,14 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(workdir, repeti
         search.wait()
     assert killed, "the search ended before its second trial saved a checkpoint"
     sweep_dir = sweep_dir_of(workdir)
-    url = f"sqlite:///{sweep_dir / 'study.db'}"
-    before = load_study(url).get_trials()
+    url = f"sqlite:///{sweep_dir / 'study.db'}" if kind == "sqlite" else f"journal://{workdir / 'study.log'}"
+    before = load_study(open_storage(url)).get_trials()
     assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
 
     resumed = run("train.py", *command, f"resume={sweep_dir}", cwd=workdir)
     assert resumed.returncode == 0, output(resumed)[-3000:]
     assert "resume: left running, trial 1 goes on with the same parameters" in output(resumed)
-    after = load_study(url).get_trials()
+    after = load_study(open_storage(url)).get_trials()
     assert [t.state.name for t in after] == ["COMPLETE"] * 3  # exactly n_trials
     assert after[0].params == before[0].params and after[0].value == before[0].value  # not run again
     assert after[1].params == before[1].params  # the killed trial, with its own parameters
@@ -208,19 +213,50 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(workdir, repeti
     assert len(list(sweep_dir.glob("*/metrics.json"))) == 3
 
 
-def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetitive_corpus):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def storage_of_kind(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A NEW study storage: no tables (PostgreSQL, SQLite) or no file (journal) yet."""
+    if kind == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return (
+        f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite" else f"journal://{tmp_path / 'shared.log'}"
+    )
+
+
+def trials_by_worker(trials, sweep_dirs: dict[str, Path]) -> dict[str, list[str]]:
+    """'worker: trial number STATE' for each trial a worker trained (its run folder is in its sweep)."""
+    found: dict[str, list[str]] = {name: [] for name in sweep_dirs}
+    for trial in trials:
+        run_dir = Path(trial.user_attrs.get("run_dir", "/"))
+        owner = next(name for name, sweep in sweep_dirs.items() if sweep in run_dir.parents)
+        found[owner].append(f"{trial.number} {trial.state.name}")
+    return found
+
+
+# (workers, n_trials): three on PostgreSQL, as the cluster recipe's sbatch --array=0-2; two on the files
+@pytest.mark.parametrize(
+    ("kind", "n_workers", "n_trials"),
+    [
+        pytest.param("postgresql", 3, 6, marks=pytest.mark.xdist_group("postgres")),
+        ("sqlite", 2, 4),
+        ("journal", 2, 4),
+    ],
+)
+def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
+    kind, n_workers, n_trials, tmp_path, repetitive_corpus, request
+):
+    url = storage_of_kind(kind, tmp_path, request)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(tmp_path / "no-data-here")
     env["PYTHONUNBUFFERED"] = "1"
+    names = ("a", "b", "c")[:n_workers]
     workers, logs = [], []
-    for worker in ("a", "b"):
+    for worker in names:
         (tmp_path / worker).mkdir()
         command = [
             *SMALL,
             f"data.path={repetitive_corpus}",
             "trainer.max_epochs=1",
-            "hydra.sweeper.n_trials=4",
+            f"hydra.sweeper.n_trials={n_trials}",
             f"hydra.sweeper.storage={url}",
             f"hydra.sweep.dir={tmp_path / worker / 'sweep'}",
         ]
@@ -229,13 +265,21 @@ def test_two_workers_on_one_study_finish_n_trials_between_them(tmp_path, repetit
         workers.append(launch(command, cwd=tmp_path / worker, env=env, stdout=logs[-1], stderr=None))
     wait_all(workers, timeout=600)
     logs = [log.read_text() for log in logs]
-    assert [worker.returncode for worker in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
-    trials = load_study(url).get_trials()
+    assert [worker.returncode for worker in workers] == [0] * n_workers, "\n".join(
+        log[-2000:] for log in logs
+    )
+    trials = load_study(open_storage(url)).get_trials()
     finished = [t for t in trials if not t.user_attrs.get("surplus")]
-    assert [t.number for t in finished] == [0, 1, 2, 3]
+    assert [t.number for t in finished] == list(range(n_trials))
     assert all(t.state.name == "COMPLETE" for t in finished)
-    jobs = [len(list((tmp_path / w / "sweep").glob("*/metrics.json"))) for w in ("a", "b")]
-    assert sum(jobs) == 4 and all(jobs), jobs  # both workers ran trials
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == n_trials  # no parameters twice
+    sweeps = {name: tmp_path / name / "sweep" for name in names}
+    ran = trials_by_worker(finished, sweeps)
+    print(f"{kind}: trials by worker {ran}")  # the transcript (pytest -s)
+    jobs = {name: len(list(sweep.glob("*/metrics.json"))) for name, sweep in sweeps.items()}
+    assert jobs == {name: len(ran[name]) for name in names}  # one run folder per trial, in its worker's sweep
+    assert all(jobs.values()), jobs  # every worker ran trials
+    assert "search: the live view: optuna-dashboard" in logs[0]
 
 
 # One case through the command line, as a user meets it; every check is tested in-process in
@@ -281,6 +325,53 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def served_json(url: str, server: subprocess.Popen, timeout: float = 60) -> dict:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(urllib.request.urlopen(url, timeout=2).read())
+        except OSError:
+            assert server.poll() is None, f"the dashboard exited with status {server.returncode}"
+            assert time.monotonic() < deadline, f"the dashboard did not answer {url}"
+            time.sleep(0.5)
+
+
+# SQLite's command is its URL unchanged (the browser test below runs it)
+@pytest.mark.parametrize(
+    "kind", [pytest.param("postgresql", marks=pytest.mark.xdist_group("postgres")), "journal"]
+)
+def test_the_dashboard_command_a_search_prints_serves_its_study(kind, tmp_path, request):
+    """The command from `dashboard_command` (the sweeper's "live view" line), run as printed."""
+    url = storage_of_kind(kind, tmp_path, request)
+    study = optuna.create_study(study_name="dashboard_check", storage=open_storage(url))
+    for value in (3.0, 2.0, 4.0):
+        trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(0.001, 0.1)})
+        study.tell(trial, value)
+    command = shlex.split(dashboard_command(url))
+    command[0] = shutil.which(command[0], path=str(Path(sys.executable).parent))
+    port = free_port()
+    server = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        api = f"http://127.0.0.1:{port}/api/studies"
+        studies = served_json(api, server)["study_summaries"]
+        (listed,) = [s for s in studies if s["study_name"] == "dashboard_check"]
+        detail = served_json(f"{api}/{listed['study_id']}", server)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [(t["number"], t["state"], t["values"]) for t in detail["trials"]] == [
+        (0, "Complete", [3.0]),
+        (1, "Complete", [2.0]),
+        (2, "Complete", [4.0]),
+    ]
 
 
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install chromium)")

@@ -38,6 +38,8 @@ def search_config(tmp_path: Path, choices: list[str], sweep_overrides: list[str]
         ([], ["optimizer.lr=choice()"], "empty choice is not legal"),
         ([], ["optimizer.lr=tag(log,interval(0,1))"], "a log-scaled interval needs bounds above 0"),
         (["hydra.sweeper.storage=sqlite:////no/such/dir/x.db"], [], "cannot be opened"),
+        (["hydra.sweeper.storage=journal:///no/such/dir/x.log"], [], "/no/such/dir does not exist"),
+        (["hydra.sweeper.storage=journal:///no/such/dir/y.log", "resume=/x"], [], "its journal file"),
         (["hydra/sweeper/sampler=grid"], [], "the grid sampler needs choice(...) or range(...)"),
         (["hydra/sweeper/pruner=threshold"], [], "Either lower or upper must be specified"),
         (["hydra.sweeper.n_trials=0"], [], "hydra.sweeper.n_trials=0 must be at least 1"),
@@ -61,3 +63,12 @@ def test_good_search_settings_give_the_space_and_the_sweep_folder_s_database(tmp
     space, url = search_settings(search_config(tmp_path, [], ["optimizer.lr=choice(0.01,0.02)"]))
     assert "optimizer.lr" in space.dimensions and "model.dropout" in space.dimensions
     assert url == f"sqlite:///{tmp_path / 'sweep' / 'study.db'}"
+
+
+def test_a_relative_journal_file_is_made_absolute_for_the_jobs_and_workers(tmp_path, monkeypatch):
+    from rnnlab.search.search_check import search_settings
+
+    monkeypatch.chdir(tmp_path)
+    cfg = search_config(tmp_path, ["hydra.sweeper.storage=journal://study.log"], ["optimizer.lr=choice(1,2)"])
+    _, url = search_settings(cfg)
+    assert url == f"journal://{tmp_path / 'study.log'}" and (tmp_path / "study.log").is_file()

@@ -22,7 +22,8 @@ class RnnlabOptunaSweeperConf:
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}])
     direction: str = "minimize"
     study_name: str | None = None  # null: rnnlab
-    storage: str | None = None  # null: sqlite:///<sweep_dir>/study.db
+    # null: sqlite:///<sweep_dir>/study.db; else an RDB URL or journal:///path/study.log
+    storage: str | None = None
     n_trials: int = 20  # finished trials (completed, pruned or failed) the study holds at the end
     n_jobs: int = 1  # trials asked at once and launched together (parallel with hydra/launcher=joblib)
     max_failures: int = 5  # failed trials after which the search stops

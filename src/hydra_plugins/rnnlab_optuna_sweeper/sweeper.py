@@ -1,4 +1,5 @@
-"""`RnnlabOptunaSweeper`: a Hydra sweeper that runs an Optuna study kept in an RDB storage.
+"""`RnnlabOptunaSweeper`: a Hydra sweeper that runs an Optuna study kept in a storage (an RDB or a
+journal file, `rnnlab.search.study`).
 
 Each round asks the study for up to `n_jobs` trials, launches them as Hydra jobs (any launcher), and
 tells the study how each ended: completed with its value, pruned (its job stopped at a validation
@@ -92,7 +93,7 @@ class RnnlabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from optuna.trial import TrialState
 
-        from rnnlab.search.study import SURPLUS, counts
+        from rnnlab.search.study import SURPLUS, counts, dashboard_command
 
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = self.open_study()
@@ -111,6 +112,7 @@ class RnnlabOptunaSweeper(Sweeper):
         log.info(
             "search: study '%s' in %s, %d trials; it holds %s", self.study_name, self.url, n_trials, held
         )
+        log.info("search: the live view: %s", dashboard_command(self.url))
         job_idx = 0
         while True:
             failed = counts(study)["failed"]

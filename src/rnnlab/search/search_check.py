@@ -4,8 +4,8 @@ in one line with exit status 2.
 A Hydra callback, listed first in `conf/hydra/default.yaml`, so that it runs before the sweep folder
 is made. It acts only when the sweeper is rnnlab's Optuna sweeper. Checked: every key searched exists
 in the config (or is a config group, or is added with `+`), every distribution is well formed, the
-storage opens, a resumed folder holds this search's study, and an existing study of that name has
-the search's direction.
+storage opens, a resumed folder (or journal file) holds this search's study, and an existing study
+of that name has the search's direction.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def check_keys(config: DictConfig, space: SearchSpace, params: dict[str, Any] | 
 
 def search_settings(config: DictConfig) -> tuple[SearchSpace, str]:
     """The search space and the storage URL, checked; raises `UserError` for bad input."""
-    from rnnlab.search.study import check_study, open_storage, storage_url
+    from rnnlab.search.study import JOURNAL, check_study, journal_path, open_storage, storage_url
 
     sweeper = config.hydra.sweeper
     params = OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.get("params") else None
@@ -65,6 +65,11 @@ def search_settings(config: DictConfig) -> tuple[SearchSpace, str]:
         raise UserError(
             f"resume={resume}: {sweep_dir} has no study.db: it is not the folder of an Optuna search "
             "(or its study is stored elsewhere: give hydra.sweeper.storage=URL)"
+        )
+    if resume and url.startswith(JOURNAL) and not journal_path(url).is_file():
+        raise UserError(
+            f"resume={resume}: its journal file {journal_path(url)} does not exist "
+            "(give hydra.sweeper.storage the search's own journal:///path)"
         )
     if not default_db or (sweep_dir / "study.db").is_file():
         check_study(open_storage(url), url, study_name(config), str(sweeper.direction), resume)

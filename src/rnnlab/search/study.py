@@ -1,9 +1,11 @@
 """The Optuna study of a search: where it is stored, how it is opened and checked, how its trials are
 seeded, and what it leaves in the sweep folder (`optimization_results.yaml`, figures).
 
-The study lives in an Optuna RDB storage: by default SQLite in the sweep folder (`study.db`), or any
-URL in `hydra.sweeper.storage` (PostgreSQL for workers on several machines). Everything a search
-knows is in it, so a killed search resumes from it and several processes can share it.
+The study lives in an Optuna storage: by default SQLite in the sweep folder (`study.db`), or the one
+`hydra.sweeper.storage` names: an RDB URL (PostgreSQL for workers on several machines) or
+`journal:///path/study.log`, Optuna's journal file (workers on a shared filesystem, no database
+server). Everything a search knows is in it, so a killed search resumes from it and several
+processes can share it, also when they all open a new one at once.
 optuna is imported inside the functions: composing configs stays fast.
 """
 
@@ -11,8 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shlex
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,32 +38,138 @@ ENV_STUDY = "RNNLAB_OPTUNA_STUDY"
 ENV_TRIAL = "RNNLAB_OPTUNA_TRIAL"
 
 
+# `journal://` + a path: Optuna's JournalStorage on a JournalFileBackend (journal:///abs/study.log,
+# or journal://study.log relative to the folder the command runs in)
+JOURNAL = "journal://"
+# A bare `postgresql://` URL means the driver the sweep extra installs (psycopg 3), whatever
+# SQLAlchemy's default driver for the dialect is (psycopg2 up to SQLAlchemy 2.0, psycopg from 2.1).
+POSTGRESQL, POSTGRESQL_DRIVER = "postgresql://", "postgresql+psycopg://"
+# pg_advisory_lock's key for creating a study database's tables (any fixed 64-bit number)
+SCHEMA_LOCK_KEY = 0x726E6E6C6162  # "rnnlab"
+# What a second process meets when it creates the tables of a new SQLite (or MySQL) database at the
+# same moment as another: a table that already exists, a lock, or the schema version written twice.
+CREATION_RACE = ("already exists", "locked", "UNIQUE constraint failed", "Duplicate entry")
+
+
 def storage_url(storage: str | None, sweep_dir: Path) -> str:
-    return storage or f"sqlite:///{Path(sweep_dir).resolve() / STUDY_DB}"
+    """The search's storage URL: the sweep folder's SQLite file by default; a journal's path made
+    absolute (the jobs and the workers then name the same file wherever they run)."""
+    if storage is None:
+        return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_DB}"
+    if storage.startswith(JOURNAL):
+        return JOURNAL + str(journal_path(storage))
+    return storage
+
+
+def journal_path(url: str) -> Path:
+    path = url[len(JOURNAL) :]
+    if not path:
+        raise UserError(f"hydra.sweeper.storage={url} names no file: give journal:///abs/path/study.log")
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def driver_url(url: str) -> str:
+    """`url` with PostgreSQL's driver named (psycopg 3, in the sweep extra) when it names none."""
+    return POSTGRESQL_DRIVER + url[len(POSTGRESQL) :] if url.startswith(POSTGRESQL) else url
+
+
+def dashboard_command(url: str) -> str:
+    """The optuna-dashboard command for a storage (it takes a journal as a plain file path)."""
+    target = str(journal_path(url)) if url.startswith(JOURNAL) else driver_url(url)
+    return f"optuna-dashboard {shlex.quote(target)}"
 
 
 def open_storage(url: str) -> Any:
-    """The RDB storage at `url`; one that cannot be opened is refused in one line."""
+    """The storage at `url`; one that cannot be opened is refused in one line.
+
+    Any number of processes may open a new storage at once: only one creates a new database's
+    tables (PostgreSQL: under an advisory lock; SQLite: the others retry), and a journal file needs
+    nothing created."""
+    try:
+        if url.startswith(JOURNAL):
+            return open_journal(journal_path(url))
+        if url.startswith(("postgresql:", "postgresql+")):
+            with schema_lock(driver_url(url)):
+                return open_rdb(driver_url(url))
+        return open_rdb(url)
+    except UserError:
+        raise
+    except ImportError as error:
+        raise UserError(missing_driver(url, error)) from None
+    except Exception as error:  # sqlalchemy's or a driver's, whichever the URL meets
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(
+            f"hydra.sweeper.storage={url} cannot be opened ({reason}); give an Optuna RDB URL "
+            "(e.g. sqlite:////abs/path/study.db or postgresql://user@host/db) or a journal file "
+            "(journal:///abs/path/study.log)"
+        ) from None
+
+
+def open_journal(path: Path) -> Any:
     import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path.parent.is_dir():
+        raise UserError(
+            f"hydra.sweeper.storage={JOURNAL}{path}: the folder {path.parent} does not exist; make it first"
+        )
+    # The default lock (a symlink beside the file) is the one optuna-dashboard takes too; it works
+    # on NFS, where fcntl locks may not.
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def open_rdb(url: str) -> Any:
+    import optuna
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
 
     # Several processes may write one SQLite file (workers, jobs reporting): wait for its lock.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    reason = ""
-    for attempt in range(5):
+    attempts = 5
+    for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-        except Exception as error:  # sqlalchemy's or a driver's, whichever the URL meets
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            # Workers started together may race to create the tables of a new database (a table that
-            # already exists, a lock, or the schema version written twice).
-            racing = ("already exists", "locked", "UNIQUE constraint failed")
-            if not any(sign in reason for sign in racing) or attempt == 4:
-                break
-            time.sleep(1 + attempt)
-    raise UserError(
-        f"hydra.sweeper.storage={url} cannot be opened ({reason}); give an Optuna RDB URL, "
-        "e.g. sqlite:////abs/path/study.db or postgresql://user:pass@host/db"
-    )
+        except (SQLAlchemyError, StorageInternalError) as error:
+            said = f"{error} {error.__cause__ or ''}"
+            if attempt == attempts - 1 or not any(sign in said for sign in CREATION_RACE):
+                raise
+            time.sleep(1 + attempt)  # the other process is creating the tables: they exist soon
+    raise AssertionError("not reached")
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: one process at a time creates (or checks) a study database's tables.
+
+    Without it, workers started together on a new database all run CREATE TABLE, and all but one
+    stop on `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                )
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
+def missing_driver(url: str, error: ImportError) -> str:
+    cause = error.__cause__ if isinstance(error.__cause__, ImportError) else error
+    module = getattr(cause, "name", None) or str(cause)
+    how = {
+        "psycopg": 'pip install -e ".[sweep]" (it installs psycopg[binary])',
+        "psycopg2": "pip install psycopg2-binary, or write postgresql:// (psycopg 3, in the sweep extra)",
+    }.get(module, f"install the package that provides {module}")
+    return f"hydra.sweeper.storage={url} needs the database driver {module}, which is not installed: {how}"
 
 
 def study_names(storage: Any) -> list[str]:
