@@ -29,6 +29,7 @@ from rnnlab.readback import Unreadable, read_json, set_aside
 log = logging.getLogger(__name__)
 
 SPLITS = ("test", "val")
+MODES = ("stream", "windowed", "dynamic")
 
 
 @dataclass
@@ -36,11 +37,21 @@ class EvalConfig:
     ckpt: str | None = None  # a checkpoint; its run folder is the one above checkpoints/
     run: str | None = None  # a run folder: its best checkpoint
     split: str = "test"  # test | val
-    mode: str | None = None  # language models: stream | windowed; null: the run's own (data.eval_mode)
-    window: int | None = None  # windowed: the window; stream: steps per batch; null: data.eval_num_steps
-    batch_size: int | None = None  # streams or windows per batch; null: data.eval_batch_size
+    # language models: stream | windowed | dynamic; null: the run's own (data.eval_mode)
+    mode: str | None = None
+    # windowed: the window; stream: steps per batch; dynamic: the segment (one update each, default 20);
+    # null: data.eval_num_steps
+    window: int | None = None
+    batch_size: int | None = None  # streams or windows per batch; null: data.eval_batch_size (dynamic: 1)
     path: str | None = None  # another text file, scored with the checkpoint's vocabulary
     device: str = "cpu"  # the accelerator: cpu, gpu, auto
+    # mode=dynamic only (rnnlab.run.dynamic_eval, Krause et al. 2018): the weights learn from each segment
+    # right after scoring it, and the result is reported apart (val_loss_dynamic); null: the default
+    lr: float | None = None  # dynamic: the step size per segment (0: the static stream exactly)
+    decay: float | None = None  # dynamic: the share of the way back to the trained weights per segment
+    rule: str | None = None  # dynamic: sgd, or rms (steps scaled by each weight's gradient RMS on train)
+    eps: float | None = None  # dynamic, rule=rms: added to the gradient RMS before dividing by it
+    stats_tokens: int | None = None  # dynamic, rule=rms: training tokens the RMS is gathered over
 
 
 def best_checkpoint(run_dir: Path) -> Path:
@@ -66,6 +77,8 @@ def locate(cfg: EvalConfig) -> tuple[Path, Path]:
     """(checkpoint, run folder) from ckpt= and/or run=."""
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is unknown; choose test or val")
+    if cfg.mode is not None and cfg.mode not in MODES:
+        raise UserError(f"mode={cfg.mode} is unknown; choose one of {', '.join(MODES)}")
     if cfg.ckpt is None and cfg.run is None:
         raise UserError("give ckpt=PATH (a checkpoint) or run=RUN_DIR (its best checkpoint)")
     run_dir = Path(cfg.run).expanduser().resolve() if cfg.run else None
@@ -101,6 +114,10 @@ def evaluation_config(run_cfg: DictConfig, cfg: EvalConfig, run_dir: Path) -> Di
         )
         run_cfg.paths.output_dir = str(run_dir)  # was Hydra's run folder; nothing is written there
         settings = {"eval_mode": cfg.mode, "eval_num_steps": cfg.window, "eval_batch_size": cfg.batch_size}
+        if cfg.mode == "dynamic":  # the stream's batches, its own defaults (rnnlab.run.dynamic_eval)
+            from rnnlab.run.dynamic_eval import stream_of_segments
+
+            settings |= stream_of_segments(cfg.window, cfg.batch_size)
         given = {key: value for key, value in settings.items() if value is not None}
         if given and "eval_num_steps" not in run_cfg.data:
             raise UserError(
@@ -120,8 +137,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
     from rnnlab.run.build import build
     from rnnlab.run.checks import check_checkpoint_fits
+    from rnnlab.run.dynamic_eval import dynamic_settings, score_dynamically
 
     ckpt, run_dir = locate(cfg)
+    dynamic = dynamic_settings(cfg)  # None unless mode=dynamic; a bad setting refused before any work
     read_checkpoint(ckpt)  # a damaged or foreign file: one line
     run_cfg = evaluation_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), cfg, run_dir)
     L.seed_everything(run_cfg.get("seed", 0), verbose=False)
@@ -134,16 +153,27 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         scored = datamodule.score_file(cfg.path, "val" if cfg.split == "val" else "test")
     elif cfg.split == "test" and not datamodule.has_test_split:
         raise UserError(f"run={run_dir} has no test split (data.splits gives it 0); use split=val")
-    run = trainer.validate if cfg.split == "val" else trainer.test
-    with warnings.catch_warnings():  # that the training callbacks are absent: on purpose
-        warnings.filterwarnings("ignore", "Be aware that when using `ckpt_path`")
-        (results,) = run(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True, verbose=False)
-    metrics = {key.replace("/", "_"): float(value) for key, value in results.items() if "/" in key}
-    summary = datamodule.summary()
+    how = {k: v for k, v in datamodule.summary().items() if k.startswith("eval_")}
+    if dynamic is not None:
+        stage = "val" if cfg.split == "val" else "test"
+        metrics = score_dynamically(task, datamodule, ckpt, dynamic, stage, trainer.strategy.root_device)
+        how = {
+            "eval_mode": "dynamic",
+            "eval_segment": run_cfg.data.eval_num_steps,
+            "dynamic": dynamic.record(),
+        }
+    else:
+        run = trainer.validate if cfg.split == "val" else trainer.test
+        with warnings.catch_warnings():  # that the training callbacks are absent: on purpose
+            warnings.filterwarnings("ignore", "Be aware that when using `ckpt_path`")
+            (results,) = run(
+                task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True, verbose=False
+            )
+        metrics = {key.replace("/", "_"): float(value) for key, value in results.items() if "/" in key}
     entry = {
         "checkpoint": str(ckpt),
         "split": cfg.split if cfg.path is None else str(Path(cfg.path).resolve()),
-        **{k: v for k, v in summary.items() if k.startswith("eval_")},
+        **how,
         "batch_size": run_cfg.data.get("eval_batch_size"),
         **scored,
         **metrics,
@@ -158,6 +188,8 @@ def entry_key(entry: dict[str, Any]) -> str:
     """The entry's place in eval.json: what was scored and how (one entry per setting)."""
     parts = [Path(entry["checkpoint"]).name, entry["split"], entry.get("eval_mode", "")]
     parts += [f"window {entry['eval_window']}" if "eval_window" in entry else ""]
+    parts += [f"segment {entry['eval_segment']}" if "eval_segment" in entry else ""]
+    parts += [" ".join(f"{k} {v}" for k, v in entry["dynamic"].items()) if "dynamic" in entry else ""]
     parts += [f"batch {entry['batch_size']}" if entry.get("batch_size") else ""]
     return " | ".join(part for part in parts if part)
 
@@ -183,6 +215,10 @@ def report(entry: dict[str, Any], task: Any) -> None:
     how = entry.get("eval_mode", "")
     if "eval_window" in entry:
         how += f", windows of {entry['eval_window']}"
+    if "eval_segment" in entry:  # dynamic: its settings beside its numbers, never a static-looking line
+        how += f", segments of {entry['eval_segment']}, " + ", ".join(
+            f"{k} {v}" for k, v in entry["dynamic"].items()
+        )
     if entry.get("batch_size"):
         how += f", {entry['batch_size']} per batch"
     unknown = (
