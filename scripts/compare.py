@@ -33,7 +33,7 @@ from rnnlab.compare.seed_groups import (
 )
 
 
-def arguments() -> argparse.Namespace:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
     parser.add_argument(
@@ -51,11 +51,11 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--each", action="store_true", help="one row per run: do not pool seeds")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = arguments()
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     try:
         run_dirs = find_runs(args.dirs)
     except FileNotFoundError as error:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,33 @@ SPLITS = ("test", "val")
 
 @dataclass
 class EvalConfig:
-    ckpt: str | None = None  # a checkpoint; its run folder is the one above checkpoints/
-    run: str | None = None  # a run folder: its best checkpoint
-    split: str = "test"  # test | val
-    mode: str | None = None  # language models: stream | windowed; null: the run's own (data.eval_mode)
-    window: int | None = None  # windowed: the window; stream: steps per batch; null: data.eval_num_steps
-    batch_size: int | None = None  # streams or windows per batch; null: data.eval_batch_size
-    path: str | None = None  # another text file, scored with the checkpoint's vocabulary
-    device: str = "cpu"  # the accelerator: cpu, gpu, auto
+    ckpt: str | None = field(
+        default=None, metadata={"help": "a checkpoint; its run folder is the one above checkpoints/"}
+    )
+    run: str | None = field(
+        default=None, metadata={"help": "a run folder (as a run prints it, 'run dir:'): its best checkpoint"}
+    )
+    split: str = field(default="test", metadata={"help": "the split scored: test or val"})
+    mode: str | None = field(
+        default=None,
+        metadata={
+            "help": "language models: stream (the state carried through the split) or windowed (fresh-state "
+            "windows, nanoGPT's protocol); null: the run's own (data.eval_mode)"
+        },
+    )
+    window: int | None = field(
+        default=None,
+        metadata={"help": "windowed: the window; stream: steps per batch; null: the run's data.eval_num_steps"},
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={"help": "streams or windows per batch (1: every token has all the text before it); "
+                  "null: the run's data.eval_batch_size"},
+    )
+    path: str | None = field(
+        default=None, metadata={"help": "another text file, scored with the checkpoint's vocabulary"}
+    )
+    device: str = field(default="cpu", metadata={"help": "the accelerator: cpu, gpu or auto"})
 
 
 def best_checkpoint(run_dir: Path) -> Path:
