@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import select
 import shutil
@@ -16,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from tests.warm_python import WarmProcess, WarmPython
@@ -243,21 +246,21 @@ def tail(path: Path, characters: int = 3000) -> str:
 
 @dataclass
 class Finished:
-    """A child that ran to its end: its exit status and output, and the files that hold the output."""
+    """A command that ran to its end (a child, or a script's `main` called here): its exit status and
+    output, and the files that hold a child's output."""
 
     command: list[str]
     returncode: int
     stdout: str
     stderr: str
-    stdout_file: Path
-    stderr_file: Path
+    stdout_file: Path | None = None
+    stderr_file: Path | None = None
 
     def why(self, characters: int = 3000) -> str:
         """For a failure message: the status, where the whole output is, and its end."""
         output = (self.stdout + self.stderr)[-characters:]
-        return (
-            f"exit {self.returncode}; stdout {self.stdout_file}, stderr {self.stderr_file}; ends:\n{output}"
-        )
+        kept = f"; stdout {self.stdout_file}, stderr {self.stderr_file}" if self.stdout_file else ""
+        return f"exit {self.returncode}{kept}; ends:\n{output}"
 
 
 def stop_group(process: subprocess.Popen | WarmProcess) -> None:
@@ -340,6 +343,96 @@ def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) ->
     """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
     command = [sys.executable, str(ROOT / "scripts" / script), *args]
     return run_command(command, cwd=cwd, timeout=timeout, env=child_environment(cwd, **env))
+
+
+# -- a script's main, called in this process -----------------------------------------------------------
+def all_loggers() -> list[logging.Logger]:
+    return [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]
+
+
+def logging_state() -> dict[logging.Logger, tuple]:
+    return {
+        lg: (lg.level, list(lg.handlers), lg.propagate, lg.disabled, list(lg.filters)) for lg in all_loggers()
+    }
+
+
+def restore_logging(state: dict[logging.Logger, tuple]) -> None:
+    """Every logger as it was; handlers added since (Hydra's console and log file) closed."""
+    kept = {handler for saved in state.values() for handler in saved[1]}
+    for lg in all_loggers():
+        for handler in lg.handlers:
+            if handler not in kept:
+                handler.close()
+        level, handlers, propagate, disabled, filters = state.get(lg, (logging.NOTSET, [], True, False, []))
+        lg.setLevel(level)
+        lg.handlers[:], lg.filters[:] = handlers, filters
+        lg.propagate, lg.disabled = propagate, disabled
+
+
+@contextlib.contextmanager
+def kept_process_state() -> Iterator[None]:
+    """Puts back what a run changes in its process and a later test in this one would otherwise meet:
+    environment (Lightning's PL_GLOBAL_SEED, a search's env_set), working directory, argv, signal
+    handlers, logging (Hydra's handlers, the run's log file closed), warning filters, Hydra's singletons
+    (HydraConfig would still say "multirun"), torch's deterministic mode, threads and random states."""
+    import random
+
+    import numpy
+    from hydra.core.singleton import Singleton
+
+    environ, cwd, argv = dict(os.environ), os.getcwd(), list(sys.argv)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    logged = logging_state()
+    hydra_state = Singleton.get_state()
+    torch_state = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.get_num_threads(),
+        torch.get_float32_matmul_precision(),
+        torch.get_rng_state(),
+    )
+    other_random = (random.getstate(), numpy.random.get_state())
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        sys.argv[:] = argv
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        restore_logging(logged)
+        Singleton.set_state(hydra_state)
+        deterministic, warn_only, threads, precision, rng = torch_state
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
+        torch.set_rng_state(rng)
+        random.setstate(other_random[0])
+        numpy.random.set_state(other_random[1])
+
+
+def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture, **env: str) -> Finished:
+    """`main(ARGS)` of scripts/<script> in this process, as `run` runs the command: in `cwd`, with the
+    environment a child of this test would get (`child_environment`), stdout and stderr captured by
+    `capfd` (file descriptors too), and the process as it was afterwards (`kept_process_state`).
+    For a test of output, refusals and files written; what only a process shows (a signal, a kill,
+    a terminal, several ranks) needs `run` or `start`."""
+    main = load_script(Path(script).stem).main
+    capfd.readouterr()  # what the test printed before is not the command's
+    with kept_process_state():
+        os.environ.clear()
+        os.environ.update(child_environment(cwd, **env))
+        os.chdir(cwd)
+        try:
+            returncode = main(list(args))
+        except SystemExit as stop:  # a script that ends by raising it, as the interpreter would report it
+            returncode = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    out, err = capfd.readouterr()
+    return Finished(["main", script, *args], returncode, out, err)
 
 
 @dataclass
