@@ -413,14 +413,15 @@ def kept_process_state() -> Iterator[None]:
         numpy.random.set_state(other_random[1])
 
 
-def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture, **env: str) -> Finished:
+def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None, **env: str) -> Finished:
     """`main(ARGS)` of scripts/<script> in this process, as `run` runs the command: in `cwd`, with the
     environment a child of this test would get (`child_environment`), stdout and stderr captured by
-    `capfd` (file descriptors too), and the process as it was afterwards (`kept_process_state`).
-    For a test of output, refusals and files written; what only a process shows (a signal, a kill,
-    a terminal, several ranks) needs `run` or `start`."""
+    `capfd` (file descriptors too; None, in a fixture of a wider scope: not captured), and the process
+    as it was afterwards (`kept_process_state`). For a test of output, refusals and files written;
+    what only a process shows (a signal, a kill, a terminal, several ranks) needs `run` or `start`."""
     main = load_script(Path(script).stem).main
-    capfd.readouterr()  # what the test printed before is not the command's
+    if capfd is not None:
+        capfd.readouterr()  # what the test printed before is not the command's
     with kept_process_state():
         os.environ.clear()
         os.environ.update(child_environment(cwd, **env))
@@ -431,7 +432,7 @@ def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture, **env
             returncode = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
         sys.stdout.flush()
         sys.stderr.flush()
-    out, err = capfd.readouterr()
+    out, err = capfd.readouterr() if capfd is not None else ("", "")
     return Finished(["main", script, *args], returncode, out, err)
 
 
