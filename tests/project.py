@@ -422,9 +422,10 @@ def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None
     main = load_script(Path(script).stem).main
     if capfd is not None:
         capfd.readouterr()  # what the test printed before is not the command's
+    environment = child_environment(cwd, **env)
     with kept_process_state():
         os.environ.clear()
-        os.environ.update(child_environment(cwd, **env))
+        os.environ.update(environment)
         os.chdir(cwd)
         try:
             returncode = main(list(args))
