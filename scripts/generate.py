@@ -26,7 +26,9 @@ class GenerateConfig:
         metadata={"help": "the text to continue, taken as typed (prefix= with nothing is refused as empty)"},
     )
     length: int = field(default=200, metadata={"help": "tokens generated after the prefix"})
-    temperature: float = field(default=0.0, metadata={"help": "0: greedy (the most likely token); > 0: sample"})
+    temperature: float = field(
+        default=0.0, metadata={"help": "0: greedy (the most likely token); > 0: sample"}
+    )
     top_k: int | None = field(default=None, metadata={"help": "sample among the k most likely tokens"})
     top_p: float | None = field(
         default=None, metadata={"help": "sample among the most likely tokens that make up this probability"}
@@ -37,7 +39,9 @@ class GenerateConfig:
     allow_unknown: bool = field(
         default=False, metadata={"help": "true: <unk> may be chosen (a word model's stand-in for rare words)"}
     )
-    num_samples: int = field(default=1, metadata={"help": "samples one after another, from one seeded generator"})
+    num_samples: int = field(
+        default=1, metadata={"help": "samples one after another, from one seeded generator"}
+    )
     seed: int = field(default=0, metadata={"help": "the sampling generator's seed"})
     device: str = field(default="cpu", metadata={"help": "where the network runs: cpu or cuda"})
 
@@ -47,7 +51,8 @@ def help_text() -> str:
 
     description = (
         "Text from a trained language model, printed as it is generated. Greedy by default "
-        "(temperature=0). Needs only the checkpoint: the network's settings and the vocabulary are stored in it."
+        "(temperature=0). Needs only the checkpoint: the network's settings and the vocabulary are "
+        "stored in it."
     )
     examples = [line.strip() for line in __doc__.splitlines() if line.strip().startswith("python ")]
     return settings_help(GenerateConfig, USAGE, description, examples)

@@ -416,14 +416,16 @@ def kept_process_state() -> Iterator[None]:
 def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None, **env: str) -> Finished:
     """`main(ARGS)` of scripts/<script> in this process, as `run` runs the command: in `cwd`, with the
     environment a child of this test would get (`child_environment`), stdout and stderr captured by
-    `capfd` (file descriptors too; None, in a fixture of a wider scope: not captured), and the process
-    as it was afterwards (`kept_process_state`). For a test of output, refusals and files written;
+    `capfd` (file descriptors too; None, in a fixture of a wider scope: by `captured_output`), and the
+    process as it was afterwards (`kept_process_state`). For a test of output, refusals and files written;
     what only a process shows (a signal, a kill, a terminal, several ranks) needs `run` or `start`."""
     main = load_script(Path(script).stem).main
     if capfd is not None:
         capfd.readouterr()  # what the test printed before is not the command's
     environment = child_environment(cwd, **env)
-    with kept_process_state():
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(captured_output()) if capfd is None else None
+        stack.enter_context(kept_process_state())
         os.environ.clear()
         os.environ.update(environment)
         os.chdir(cwd)
@@ -433,8 +435,36 @@ def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None
             returncode = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
         sys.stdout.flush()
         sys.stderr.flush()
-    out, err = capfd.readouterr() if capfd is not None else ("", "")
+    out, err = capfd.readouterr() if capfd is not None else (output["stdout"], output["stderr"])
     return Finished(["main", script, *args], returncode, out, err)
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[dict[str, str]]:
+    """What is written to stdout and stderr inside, by Python or below it (file descriptors 1 and 2),
+    for a fixture of a wider scope than `capfd`'s; the texts are in the dict afterwards."""
+    texts: dict[str, str] = {}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        saved = [(fd, os.dup(fd)) for fd in (1, 2)]
+        streams = sys.stdout, sys.stderr
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        sys.stdout = open(1, "w", closefd=False, buffering=1)  # noqa: SIM115  (closed below)
+        sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
+        try:
+            yield texts
+        finally:
+            sys.stdout.close()
+            sys.stderr.close()
+            sys.stdout, sys.stderr = streams
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            for name, file in (("stdout", out), ("stderr", err)):
+                file.seek(0)
+                texts[name] = file.read().decode(errors="replace")
 
 
 @dataclass

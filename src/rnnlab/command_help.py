@@ -27,7 +27,7 @@ def _default(field: dataclasses.Field) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     text = str(value)
-    return f"\"{text}\"" if " " in text else text
+    return f'"{text}"' if " " in text else text
 
 
 def settings_help(config: type, usage: str, description: str, examples: list[str] = ()) -> str:
@@ -39,7 +39,13 @@ def settings_help(config: type, usage: str, description: str, examples: list[str
         raise ValueError(f"{config.__name__} fields without help metadata: {', '.join(missing)}")
     left = [f"{f.name}={_default(f)}" for f in fields]
     column = max(map(len, left)) + 4
-    lines = [f"usage: {usage}", "", *textwrap.wrap(description, width), "", "settings (key=value, defaults shown):"]
+    lines = [
+        f"usage: {usage}",
+        "",
+        *textwrap.wrap(description, width),
+        "",
+        "settings (key=value, defaults shown):",
+    ]
     for name, field in zip(left, fields, strict=True):
         meaning = textwrap.wrap(field.metadata["help"], width - column) or [""]
         lines.append(f"  {name:<{column - 2}}{meaning[0]}")

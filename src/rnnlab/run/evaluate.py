@@ -49,12 +49,16 @@ class EvalConfig:
     )
     window: int | None = field(
         default=None,
-        metadata={"help": "windowed: the window; stream: steps per batch; null: the run's data.eval_num_steps"},
+        metadata={
+            "help": "windowed: the window; stream: steps per batch; null: the run's data.eval_num_steps"
+        },
     )
     batch_size: int | None = field(
         default=None,
-        metadata={"help": "streams or windows per batch (1: every token has all the text before it); "
-                  "null: the run's data.eval_batch_size"},
+        metadata={
+            "help": "streams or windows per batch (1: every token has all the text before it); "
+            "null: the run's data.eval_batch_size"
+        },
     )
     path: str | None = field(
         default=None, metadata={"help": "another text file, scored with the checkpoint's vocabulary"}
