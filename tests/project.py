@@ -1,7 +1,9 @@
 """What the tests share, in one place (test modules import helpers from here, never from each other):
 where the project's files are, the small inputs tests write (a repetitive corpus, synthetic MNIST, a
-language-model checkpoint), composing the configs, and running the scripts as a user does, each child
-with a deadline and its output kept in a file that a failure message names."""
+language-model checkpoint), composing the configs, and running the scripts: their `main(argv)` called
+in this process (`call`: output, refusals, files written), or as a user starts them, a fresh interpreter
+each (`run`, `start`: for what only a process shows), each child with a deadline and its output kept in
+a file that a failure message names."""
 
 from __future__ import annotations
 
@@ -25,8 +27,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-
-from tests.warm_python import WarmProcess, WarmPython
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -263,7 +263,7 @@ class Finished:
         return f"exit {self.returncode}{kept}; ends:\n{output}"
 
 
-def stop_group(process: subprocess.Popen | WarmProcess) -> None:
+def stop_group(process: subprocess.Popen) -> None:
     """SIGKILL the child and whatever it started (it runs in its own session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -274,8 +274,7 @@ def run_command(
     command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
 ) -> Finished:
     """Run `command` to its end, at most `timeout` seconds (then it and its children are killed and the
-    test fails naming the output files). `python SCRIPT ...` forks from the warm Python (see
-    tests/warm_python.py) unless RNNLAB_TEST_FRESH_PYTHON=1; any other command starts as itself."""
+    test fails naming the output files). A fresh process, as a user starts it."""
     name = Path(command[1]).stem if len(command) > 1 else "child"
     stdout_file, stderr_file = new_output_file(f"{name}-stdout"), new_output_file(f"{name}-stderr")
     process = launch(command, cwd=cwd, env=env, stdout=stdout_file, stderr=stderr_file)
@@ -297,23 +296,11 @@ def run_command(
     )
 
 
-_warm: WarmPython | None = None
-
-
 def launch(
     command: list[str], *, cwd: Path, env: dict[str, str] | None, stdout: Path, stderr: Path | None
-) -> subprocess.Popen | WarmProcess:
-    """Start `command` in its own session, output to `stdout` (and `stderr`, or `stdout` when None).
-    A `python SCRIPT ARGS` command forks from this test process's warm Python: the same process a
-    user's command would be, less the interpreter's start and imports."""
-    global _warm
+) -> subprocess.Popen:
+    """Start `command` in its own session, output to `stdout` (and `stderr`, or `stdout` when None)."""
     env = dict(os.environ if env is None else env)
-    fresh = os.environ.get("RNNLAB_TEST_FRESH_PYTHON") == "1"
-    if command[0] == sys.executable and len(command) > 1 and command[1].endswith(".py") and not fresh:
-        if _warm is None or _warm.server.poll() is not None:
-            _warm = WarmPython(child_environment())
-        if _warm.can_run(env):
-            return _warm.start(command[1:], cwd=cwd, env=env, stdout=stdout, stderr=stderr)
     with contextlib.ExitStack() as files:
         out = files.enter_context(stdout.open("w"))
         err = subprocess.STDOUT if stderr is None else files.enter_context(stderr.open("w"))
@@ -328,7 +315,7 @@ def launch(
         )
 
 
-def wait_all(processes: list[subprocess.Popen | WarmProcess], timeout: float) -> None:
+def wait_all(processes: list[subprocess.Popen], timeout: float) -> None:
     """Wait for processes started together; any still running when one fails or times out is killed."""
     try:
         for process in processes:
@@ -340,7 +327,8 @@ def wait_all(processes: list[subprocess.Popen | WarmProcess], timeout: float) ->
 
 
 def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) -> Finished:
-    """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
+    """`python scripts/<script> ARGS` in `cwd`, as a user runs it (a fresh interpreter), with this test's
+    environment."""
     command = [sys.executable, str(ROOT / "scripts" / script), *args]
     return run_command(command, cwd=cwd, timeout=timeout, env=child_environment(cwd, **env))
 
@@ -471,7 +459,7 @@ def captured_output() -> Iterator[dict[str, str]]:
 class Child:
     """A script still running, its stdout and stderr together in `output_file`."""
 
-    process: subprocess.Popen | WarmProcess
+    process: subprocess.Popen
     output_file: Path
 
     def output(self) -> str:
