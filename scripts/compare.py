@@ -34,7 +34,7 @@ from rnnlab.compare.seed_groups import (
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python scripts/compare.py", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
     parser.add_argument(
         "--metric", default=None, help="column to sort by (default: the runs' monitored metric, best first)"
