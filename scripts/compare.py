@@ -50,7 +50,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--format", choices=("md", "csv"), default="md", help="what to print (both are written)"
     )
     parser.add_argument("--each", action="store_true", help="one row per run: do not pool seeds")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the files")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the files (default: the first directory given)"
+    )
     return parser.parse_args(argv)
 
 
