@@ -31,6 +31,7 @@ from rnnlab.compare.seed_groups import (
     with_tag,
     write_tables,
 )
+from rnnlab.readback import Unreadable
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -50,6 +51,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--format", choices=("md", "csv"), default="md", help="what to print (both are written)"
     )
     parser.add_argument("--each", action="store_true", help="one row per run: do not pool seeds")
+    parser.add_argument(
+        "--columns",
+        default=None,
+        help="the columns to print, comma-separated (e.g. run,n,val_ppl,test_ppl,tokens_per_s); "
+        "the files written keep them all",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="where to write the files (default: the first directory given)"
     )
@@ -80,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"error: none of the {len(readable)} runs has the tags {', '.join(args.tag)}", file=sys.stderr)
         return 2
-    monitor, mode = monitor_of(runs)
+    try:
+        monitor, mode = monitor_of(runs)
+    except Unreadable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     metric = args.metric or monitor.replace("/", "_")
     highest_first = args.descending or (args.metric is None and mode == "max")
     groups = sort_groups(group_runs(runs, by_seed=not args.each), metric, highest_first)
@@ -92,7 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(groups, monitor, curves)
     bars = out / f"{metric}_final.png"
     plot_final(groups, metric, bars)
-    print(markdown(rows) if args.format == "md" else csv_text(rows), end="")
+    shown = rows
+    if args.columns:
+        wanted = [name.strip() for name in args.columns.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in rows[0]]
+        if unknown:
+            print(
+                f"error: --columns {','.join(unknown)}: no such column; the columns are "
+                f"{', '.join(n for n in rows[0] if not n.endswith('_sd'))}",
+                file=sys.stderr,
+            )
+            return 2
+        shown = [{k: row[k] for name in wanted for k in (name, f"{name}_sd") if k in row} for row in rows]
+    print(markdown(shown) if args.format == "md" else csv_text(shown), end="")
     left_out = f" ({len(unreadable)} unreadable, left out)" if unreadable else ""
     wrote = ", ".join(map(str, (*tables, curves, bars)))
     print(f"{len(runs)} runs in {len(groups)} rows{left_out}; wrote {wrote}")

@@ -21,7 +21,7 @@ USAGE = "python scripts/eval.py (run=RUN_DIR | ckpt=PATH) [key=value ...]"
 
 
 def help_text() -> str:
-    from rnnlab.command_help import settings_help
+    from rnnlab.command_line import settings_help
     from rnnlab.run.evaluate import EvalConfig
 
     description = (
@@ -34,7 +34,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rnnlab.command_help import asks_for_help, unknown_setting
+    from rnnlab.command_line import asks_for_help, unknown_setting
     from rnnlab.run.evaluate import EvalConfig
 
     argv = sys.argv[1:] if argv is None else list(argv)

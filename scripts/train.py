@@ -33,6 +33,7 @@ def run(cfg: DictConfig) -> float:
         # Lightning stops on SIGTERM (and rnnlab on Ctrl-C) with an exception that would exit 0.
         from rnnlab.callbacks import interrupt
 
+        interrupt.requeue_if_asked()  # a SLURM job told to stop (USR1, USR2): requeued, its checkpoint saved
         raise SystemExit(128 + (interrupt.received_signal or signal.SIGTERM)) from None
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

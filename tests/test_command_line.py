@@ -50,11 +50,50 @@ def test_commands_that_start_no_new_run_of_their_own_are_left_alone(tmp_path, mo
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize(("variable", "value"), [("LOCAL_RANK", "1"), ("SLURM_NTASKS", "2")])
-def test_the_processes_of_one_data_parallel_run_share_its_folder(tmp_path, monkeypatch, variable, value):
+def test_the_processes_lightning_starts_for_a_data_parallel_run_keep_their_command(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLAB_OUTPUT_DIR", str(tmp_path / "outputs"))
-    monkeypatch.setenv(variable, value)
-    assert rewrite_command(["model=gru"]) == ["model=gru"]  # Lightning (or Hydra's name) decides, as before
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rewrite_command(["model=gru"]) == [
+        "model=gru"
+    ]  # rank 0's rewritten command, as Lightning gives it
+
+
+def in_job_step(monkeypatch, job: str, step: str, name: str = "train") -> None:
+    for variable, value in [
+        ("SLURM_JOB_ID", job),
+        ("SLURM_STEP_ID", step),
+        ("SLURM_NTASKS", "2"),
+        ("SLURM_JOB_NAME", name),
+    ]:
+        monkeypatch.setenv(variable, value)
+
+
+def test_the_tasks_srun_starts_for_a_job_step_name_one_folder_which_a_requeued_job_finds(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("RNNLAB_OUTPUT_DIR", str(tmp_path / "outputs"))
+    in_job_step(monkeypatch, "77", "0")
+    first, second = rewrite_command(["model=gru"]), rewrite_command(["model=gru"])  # two tasks
+    assert first == second == ["model=gru", f"hydra.run.dir='{tmp_path / 'outputs' / 'slurm-77.0'}'"]
+    assert (tmp_path / "outputs" / "slurm-77.0").is_dir()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the same job, requeued: the same folder
+    assert rewrite_command(["model=gru"]) == first
+    monkeypatch.setenv("SLURM_PROCID", "1")  # the second task: its own log, no .hydra/ of its own
+    assert rewrite_command(["model=gru"]) == [
+        *first,
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    in_job_step(monkeypatch, "77", "1")  # the job's next step is another run
+    assert rewrite_command(["model=gru"])[-1] == f"hydra.run.dir='{tmp_path / 'outputs' / 'slurm-77.1'}'"
+
+
+def test_runs_in_an_interactive_shell_inside_an_allocation_get_folders_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_OUTPUT_DIR", str(tmp_path / "outputs"))
+    in_job_step(monkeypatch, "78", "0", name="bash")  # srun --pty bash: every run there is in step 0
+    first, second = claimed(rewrite_command(["model=gru"])), claimed(rewrite_command(["model=gru"]))
+    assert first != second and "slurm" not in str(first)
 
 
 def claim_in_another_process(root: str, queue) -> None:

@@ -8,11 +8,16 @@ Hydra must know a run's (or a sweep's) folder before it starts, so `rewrite_comm
   started in the same second would share one; here the folder is made with a plain `mkdir`, which
   fails if the name is taken, so exactly one process gets each name and the others take
   `<HH-MM-SS>-2`, `-3`, ... Processes of one data-parallel run share their folder: Lightning starts
-  the other ranks with the rewritten command line (`LOCAL_RANK` set), and tasks that `srun` starts
-  together (`SLURM_NTASKS` > 1) are left to Hydra's name.
+  the other ranks with the rewritten command line (`LOCAL_RANK` set), and the tasks that `srun`
+  starts for one job step all name it `<output root>/slurm-<job id>.<step id>` (`rnnlab.slurm`),
+  which a requeued job finds again.
 - `resume=RUN_DIR` (or `last`, the run started last: `started_at`) becomes the run's saved overrides
   plus the new ones, which may only change how long and how it is run (`RESUMABLE`), and its folder.
 - Under `-m`, `resume=SWEEP_DIR` re-runs a sweep into its folder, if the command is the sweep's own.
+
+It also makes the `--help` of the scripts that take `key=value` settings without Hydra (eval.py,
+generate.py) from their config dataclass (`settings_help`): each field's name, default and meaning
+(`field(metadata={"help": ...})`), so the text cannot fall behind the settings it describes.
 
 What a resumed run then does in its folder is `rnnlab.run.resume`. Kept free of torch and lightning.
 """
@@ -20,13 +25,18 @@ What a resumed run then does in its folder is `rnnlab.run.resume`. Kept free of 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
+import textwrap
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
+from omegaconf import MISSING
 
+from rnnlab import slurm
 from rnnlab.checkpoint import newest_checkpoint
 from rnnlab.errors import UserError
 from rnnlab.overrides import hydra_quoted, key_of, saved_overrides, unquoted, value_of
@@ -55,12 +65,23 @@ def claim_run_folder(args: list[str]) -> list[str]:
     """`args` with `hydra.run.dir=` a new, empty folder that no other run has, made here.
 
     Left unchanged: a command with options (`-m`, `--cfg`, `--help`, ...: no single run, or another
-    config), one that names its folder (`hydra.run.dir=`), and one task of several that srun started.
+    config), and one that names its folder (`hydra.run.dir=`). In a job step srun started, the folder
+    is the step's (`slurm-<job id>.<step id>`), the same for all its tasks and after a requeue.
     """
     if any(a.startswith("-") for a in args) or any(key_of(a) == "hydra.run.dir" for a in args):
         return args
-    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
-        return args
+    step_folder = slurm.step_run_folder_name()
+    if step_folder is not None:
+        folder = output_root(args) / step_folder
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)  # every task makes it; a requeued job finds it
+            CLAIMED.append(folder)  # removed again if still empty when the command starts no run
+        named = [*args, f"hydra.run.dir={hydra_quoted(folder.resolve())}"]
+        task = int(os.environ.get("SLURM_PROCID", "0") or 0)
+        if task == 0:
+            return named
+        # as Lightning starts its other processes: a log of their own, the run's .hydra/ left to task 0
+        return [*named, f"hydra.job.name=train_ddp_process_{task}", "hydra.output_subdir=null"]
     started = now()
     base = output_root(args) / started.strftime("%Y-%m-%d") / started.strftime("%H-%M-%S")
     made = [folder for folder in (base.parent, *base.parent.parents) if not folder.exists()]
@@ -231,3 +252,56 @@ def _resume_sweep(value: str, root: Path, overrides: list[str]) -> list[str]:
             "repeat that command with resume="
         )
     return [*overrides, f"hydra.sweep.dir={hydra_quoted(sweep_dir)}", f"resume={hydra_quoted(sweep_dir)}"]
+
+
+# -- --help of the key=value scripts (eval.py, generate.py) ------------------------------------------
+HELP_FLAGS = ("-h", "--help")
+WIDTH = 100  # fixed, so that the text is the same wherever it is printed
+
+
+def asks_for_help(argv: list[str]) -> bool:
+    return any(arg in HELP_FLAGS for arg in argv)
+
+
+def _default(field: dataclasses.Field) -> str:
+    if field.default == MISSING:
+        return "(required)"
+    value: Any = field.default
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value)
+    return f'"{text}"' if " " in text else text
+
+
+def settings_help(config: type, usage: str, description: str, examples: list[str] = ()) -> str:
+    """The help text: usage, what the script does, one line per setting, examples."""
+    width = WIDTH
+    fields = dataclasses.fields(config)
+    missing = [f.name for f in fields if not f.metadata.get("help")]
+    if missing:
+        raise ValueError(f"{config.__name__} fields without help metadata: {', '.join(missing)}")
+    left = [f"{f.name}={_default(f)}" for f in fields]
+    column = max(map(len, left)) + 4
+    lines = [
+        f"usage: {usage}",
+        "",
+        *textwrap.wrap(description, width),
+        "",
+        "settings (key=value, defaults shown):",
+    ]
+    for name, field in zip(left, fields, strict=True):
+        meaning = textwrap.wrap(field.metadata["help"], width - column) or [""]
+        lines.append(f"  {name:<{column - 2}}{meaning[0]}")
+        lines.extend(" " * column + more for more in meaning[1:])
+    lines.append(f"  {'-h, --help':<{column - 2}}show this help and exit")
+    if examples:
+        lines += ["", "examples:", *(f"  {example}" for example in examples)]
+    return "\n".join(lines) + "\n"
+
+
+def unknown_setting(config: type, reason: str) -> str:
+    """The one line for a setting OmegaConf refused (a mistyped key, a value of the wrong type)."""
+    names = ", ".join(f.name for f in dataclasses.fields(config))
+    return f"error: {reason}; the settings are {names} (--help explains each)"

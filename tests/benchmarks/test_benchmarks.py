@@ -163,3 +163,32 @@ def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
     assert steps[1] == 2 * steps[0] > 0
     assert quality.main(["--runs", str(tmp_path), f"--out={tmp_path / 'q2'}"]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_cpu_fast_path(corpus, tmp_path):
+    """One preset (a LayerStack LSTM with weight dropout, made tiny): the oneDNN table, the settings and
+    one cell of the batch-by-window table."""
+    tiny = ["model.hidden_size=16", "model.embedding_dim=8", "data.batch_size=4", "data.num_steps=10"]
+    options = ["--presets=timemachine_best", "--grid-preset=timemachine_best", "--seconds=0.2"]
+    options += ["--warmup=1", "--batch-sizes=4", "--windows=8", *(f"--set={s}" for s in tiny)]
+    table = run("cpu_fast_path.py", corpus, tmp_path / "cpu_fast_path.md", *options)
+    for weight_dropout in ("0", "0.234"):  # without, and with the preset's own
+        line = next(x for x in table.splitlines() if x.startswith(f"| timemachine_best | {weight_dropout} |"))
+        assert "| yes / yes |" in line, line  # every training layer call ran oneDNN forward and backward
+        calls, forward, backward, inference, _, built = line.strip("|").split("|")[2:]
+        train_calls, eval_calls = map(int, calls.split("/"))
+        forward, backward, inference = int(forward), int(backward), int(inference)
+        built = int(built.split()[0])  # `5 (2.9)`: primitives created (their milliseconds)
+        assert train_calls > 0 and forward == backward == train_calls and inference == eval_calls > 0
+        assert built >= 3  # a training, a backward and an evaluation shape at least
+    settings = [x for x in table.splitlines() if x.startswith("| timemachine_best | ") and "/ " not in x]
+    names = [x.split("|")[2].strip() for x in settings]
+    assert names[:4] == [
+        "as configured",
+        "weight dropout off",
+        "two window lengths in turn",
+        "1 intra-op thread(s)",
+    ]
+    assert re.fullmatch(r"denormals flushed \(fresh processes: [\d,]+ vs [\d,]+ not\)", names[4]), names[4]
+    assert all(numbers(x)[0] > 0 for x in settings) and numbers(settings[0])[1] == 1.0
+    assert "| batch | window 8 |" in table and row(table, "4")[0] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -35,3 +36,29 @@ def test_lightning_lines_go_to_the_run_log_once_whatever_the_import_order(progra
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("run log: Seed set to 3") == 1, done.stdout
     assert "Seed set to" not in done.stderr  # not printed a second time by Lightning's own handler
+
+
+@pytest.mark.parametrize(("in_job", "hinted"), [(False, False), (True, True)])
+def test_lightnings_srun_hint_is_shown_only_inside_a_slurm_job(tmp_path, monkeypatch, in_job, hinted):
+    """Where an `srun` program exists, Lightning hints at it on every run; outside a SLURM job the run was
+    not meant for SLURM, and the hint is noise."""
+    import warnings
+
+    import lightning as L
+
+    from rnnlab.run.console import quiet_libraries
+    from tests.project import QUIET_TRAINER
+    from tests.test_slurm import fake_program
+
+    fake_program(tmp_path, "srun")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    for variable in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(variable, raising=False)
+    if in_job:
+        monkeypatch.setenv("SLURM_JOB_ID", "41")  # a batch script that runs python without srun
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        L.Trainer(**QUIET_TRAINER)
+    shown = [str(w.message) for w in caught if "srun` command is available" in str(w.message)]
+    assert bool(shown) is hinted, shown

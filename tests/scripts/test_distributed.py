@@ -41,7 +41,8 @@ def train(workdir: Path, corpus: Path, *overrides: str, timeout: float = 300) ->
     result = run_command(command, cwd=workdir, timeout=timeout, env=env)
     assert result.returncode == 0, result.why(4000)
     (run_dir,) = run_dirs(workdir / "outputs")
-    return {**json.loads((run_dir / "metrics.json").read_text()), "run_dir": run_dir, "output": result.stdout}
+    output = result.stdout + result.stderr
+    return {**json.loads((run_dir / "metrics.json").read_text()), "run_dir": run_dir, "output": output}
 
 
 def test_two_processes_keep_their_streams_and_match_one_process(tmp_path: Path, isolated):
@@ -53,6 +54,9 @@ def test_two_processes_keep_their_streams_and_match_one_process(tmp_path: Path, 
     one = train(tmp_path / "one", corpus)
     two = train(tmp_path / "two", corpus, "trainer=ddp")
 
+    # the epoch's metrics are global values (no sync_dist warning), and a run outside SLURM is not
+    # told to use srun where an srun program exists
+    assert "sync_dist" not in two["output"] and "srun` command" not in two["output"]
     assert two["val_ppl"] == pytest.approx(one["val_ppl"], rel=1e-4)
     assert two["test_ppl"] == pytest.approx(one["test_ppl"], rel=1e-4)
     run_dir = two["run_dir"]  # one run directory: both ranks' logs, one event stream, one set of checkpoints

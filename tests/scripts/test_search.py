@@ -109,6 +109,10 @@ def test_failed_trials_are_recorded_and_the_search_finishes_with_a_failing_statu
     assert "inf" in trials[1e30].user_attrs["error"]
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert "complete: 1\n  pruned: 1\n  failed: 2" in results and "optimizer.lr: 0.01" in results
+    import optuna
+
+    assert f"optuna_version: {optuna.__version__}" in results  # what proposed the trials, in both places
+    assert study.user_attrs["optuna_version"] == optuna.__version__
     for figure in ("optimization_history", "param_importances", "parallel_coordinate"):
         assert (sweep_dir / f"{figure}.png").stat().st_size > 5000
     assert "sweep done: 2 of 4 jobs failed" in output(result)

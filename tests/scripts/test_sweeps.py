@@ -290,6 +290,11 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
             ],
             "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
         ),
+        (  # rnnlab's: submitit's, requeued after a time-out (tests/cluster runs it)
+            "hydra_submitit_launcher",
+            ["hydra/launcher=slurm", "hydra.launcher.partition=debug"],
+            "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+        ),
         (
             "hydra_joblib_launcher",
             ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -303,3 +308,5 @@ def test_cluster_and_parallel_launchers_compose(workdir, plugin, overrides, targ
     result = call("train.py", "model=rnn", *overrides, "--cfg", "hydra", cwd=workdir, capfd=capfd)
     assert result.returncode == 0, result.why()
     assert f"_target_: {target}" in result.stdout
+    if "hydra/launcher=slurm" in overrides:
+        assert "max_num_timeout: 10" in result.stdout and "partition: debug" in result.stdout

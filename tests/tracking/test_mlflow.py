@@ -165,3 +165,44 @@ def test_the_run_page_in_mlflow_ui_shows_its_params_and_metrics(tracked, tmp_pat
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_the_tracking_uri_follows_mlflow_tracking_uri_when_it_is_set(monkeypatch):
+    from tests.project import compose_train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    default = compose_train("logger=mlflow", output_dir="/nonexistent/run").logger.mlflow.tracking_uri
+    assert default.startswith("sqlite:///") and default.endswith("/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    cfg = compose_train("logger=mlflow", output_dir="/nonexistent/run")
+    assert cfg.logger.mlflow.tracking_uri == "http://127.0.0.1:5000"
+    given = compose_train("logger=mlflow", "logger.mlflow.tracking_uri=sqlite:///x.db", output_dir="/x")
+    assert given.logger.mlflow.tracking_uri == "sqlite:///x.db"  # the command line still wins
+
+
+@needs_mlflow
+def test_other_mlflow_logger_options_are_passed_through(tmp_path, monkeypatch):
+    import lightning.pytorch.loggers as loggers
+    from hydra.utils import instantiate
+
+    from tests.project import compose_train
+
+    given = {}
+
+    class Recording(loggers.MLFlowLogger):
+        def __init__(self, **kwargs):
+            given.update(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(loggers, "MLFlowLogger", Recording)
+    cfg = compose_train(
+        "logger=mlflow",
+        f"paths.output_root={tmp_path}",
+        "+logger.mlflow.prefix=fit",
+        "+logger.mlflow.log_model=true",
+        output_dir=str(tmp_path / "run"),
+    )
+    (tmp_path / "run").mkdir()
+    logger = instantiate(cfg.logger.mlflow)
+    assert isinstance(logger, Recording)
+    assert given["prefix"] == "fit" and given["log_model"] is True

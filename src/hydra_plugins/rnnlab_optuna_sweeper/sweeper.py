@@ -58,7 +58,7 @@ class RnnlabOptunaSweeper(Sweeper):
         import optuna
 
         from rnnlab.search.seeded_sampler import TrialSeededSampler
-        from rnnlab.search.study import open_storage
+        from rnnlab.search.study import open_storage, record_optuna_version
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # rnnlab logs each trial itself
         self.storage = open_storage(self.url)
@@ -72,6 +72,7 @@ class RnnlabOptunaSweeper(Sweeper):
         )
         # The jobs build the pruner from the study itself, wherever they run.
         study.set_user_attr("pruner", OmegaConf.to_container(self.settings.pruner, resolve=True))
+        record_optuna_version(study)
         return study
 
     def left_running(self, study: Any) -> list[Any]:

@@ -1,8 +1,10 @@
-"""`InterruptCheckpoint`: on Ctrl-C or SIGTERM, finish the batch, save, and say how to resume."""
+"""`InterruptCheckpoint`: on Ctrl-C or SIGTERM, finish the batch, save, and say how to resume; in a
+SLURM job, on SIGUSR1 or SIGUSR2 (preemption or time limit), the same and then requeue the job."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -12,12 +14,19 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from rnnlab import slurm
 from rnnlab.overrides import hydra_quoted, shell_command
 
 log = logging.getLogger(__name__)
 
-# The signal that stopped the last fit (SIGINT or SIGTERM), for the process's exit status.
+# The signal that stopped the last fit (SIGINT, SIGTERM, SIGUSR1 or SIGUSR2), for the exit status.
 received_signal: int | None = None
+# Lightning's convention (`#SBATCH --signal=USR1@90`) and submitit's (USR2 before the time limit, and
+# `scancel -s USR2` for a preemption): save, then requeue the job.
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+# What handled a requeue signal before this callback took it over (submitit's handler, which requeues
+# the job and exits): called once the checkpoint is written (`requeue_if_asked`).
+_handed_over: dict[int, Any] = {}
 
 
 class InterruptCheckpoint(Callback):
@@ -32,12 +41,18 @@ class InterruptCheckpoint(Callback):
     Lightning's `OnExceptionCheckpoint` is close, but it saves on every exception (a non-finite loss
     would checkpoint broken weights next to the good ones), and its presence makes every `fit`
     without `ckpt_path` try to resume from "last". This keeps only the save-on-interrupt part.
+
+    In a SLURM job, SIGUSR1 and SIGUSR2 do the same (the job is preempted or near its time limit),
+    and then the job is requeued (`requeue_if_asked`): by the handler that submitit set for USR2
+    under `hydra/launcher=submitit_slurm`, else by `scontrol requeue`. Lightning's own requeue is off
+    (`rnnlab.slurm.cluster_plugins`), so one mechanism requeues, after the checkpoint.
     """
 
     def __init__(self, dirpath: str, run_dir: str | None = None, filename: str = "interrupted") -> None:
         self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
         self.run_dir = Path(run_dir or Path(dirpath).parent).resolve()
         self._previous_handler: Any = None
+        self._previous_requeue_handlers: dict[int, Any] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         global received_signal
@@ -54,10 +69,38 @@ class InterruptCheckpoint(Callback):
 
         self._previous_handler = signal.signal(signal.SIGINT, stop_after_this_batch)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here, not at fit start: Lightning's SIGTERM handler, which this one raises, is set by now.
+        _handed_over.clear()
+        if not slurm.in_job() or threading.current_thread() is not threading.main_thread():
+            return  # outside SLURM, USR1 and USR2 keep their meaning
+
+        def save_then_requeue(signum: int, frame: Any) -> None:
+            global received_signal
+            received_signal = signum
+            log.warning(
+                "%s: the job is preempted or near its time limit; saving after this batch, then requeueing",
+                signal.Signals(signum).name,
+            )
+            signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop at the end of the batch
+
+        for signum in REQUEUE_SIGNALS:
+            self._previous_requeue_handlers[signum] = signal.signal(signum, save_then_requeue)
+
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
+        self._give_back_requeue_signals()
+
+    def _give_back_requeue_signals(self) -> None:
+        """USR1 and USR2 to their handlers before this fit; the one that had the signal that stopped it
+        is kept for `requeue_if_asked`."""
+        for signum, handler in self._previous_requeue_handlers.items():
+            signal.signal(signum, handler)
+            if received_signal == signum and callable(handler):
+                _handed_over[signum] = handler
+        self._previous_requeue_handlers = {}
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -77,3 +120,17 @@ class InterruptCheckpoint(Callback):
                 Path(self.ckpt_path).resolve(),
                 shell_command("scripts/train.py", [f"resume={hydra_quoted(self.run_dir)}"]),
             )
+        self._give_back_requeue_signals()  # Lightning calls no teardown hook after an exception
+
+
+def requeue_if_asked() -> None:
+    """After a fit stopped by SIGUSR1 or SIGUSR2 in a SLURM job (its checkpoint written), requeue the
+    job: submitit's handler if it had the signal (it records the job again, counts a time-out against
+    `max_num_timeout`, requeues and exits), else `scontrol requeue` from the first process."""
+    if received_signal not in REQUEUE_SIGNALS or not slurm.in_job():
+        return
+    handler = _handed_over.pop(received_signal, None)
+    if handler is not None:
+        handler(received_signal, None)
+    elif int(os.environ.get("SLURM_PROCID", "0") or 0) == 0:
+        slurm.requeue()

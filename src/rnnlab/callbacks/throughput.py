@@ -84,4 +84,7 @@ class Throughput(Callback):
         if not self._items or not self._seconds:
             return
         self.rates.append(self._items * trainer.world_size / self._seconds)
-        pl_module.log(f"train/{pl_module.throughput_unit}_per_s", self.rates[-1])
+        # each process times itself; the run goes as fast as its slowest process
+        pl_module.log(
+            f"train/{pl_module.throughput_unit}_per_s", self.rates[-1], sync_dist=True, reduce_fx="min"
+        )

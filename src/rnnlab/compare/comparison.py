@@ -7,15 +7,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.readback import Unreadable, read_json, read_overrides
+from rnnlab.readback import Unreadable, read_json, read_overrides, read_yaml
 
 
 def monitor_of(runs: list[Run]) -> tuple[str, str]:
-    """The runs' headline metric and its direction, from their metrics.json (language model: val/ppl, min)."""
+    """The runs' headline metric and its direction: the first that a metrics.json (or, for a run still
+    going, its task) names."""
     for run in runs:
         if "monitor" in run.metrics:
             return run.metrics["monitor"], run.metrics.get("monitor_mode", "min")
-    return "val/ppl", "min"
+    for run in runs:
+        found = task_monitor(run.path)
+        if found:
+            return found
+    raise Unreadable(runs[0].path / "metrics.json", "is missing, and .hydra/config.yaml names no task")
+
+
+def task_monitor(run_dir: Path) -> tuple[str, str] | None:
+    """The headline metric and direction of the task a run's config builds (for a run with no metrics.json
+    yet): the task class's own `metric` and `metric_mode`."""
+    try:
+        target = read_yaml(run_dir / ".hydra" / "config.yaml").get("task", {}).get("_target_")
+    except (Unreadable, AttributeError):
+        return None
+    if not isinstance(target, str) or not target.startswith("rnnlab.tasks."):
+        return None
+    from hydra.utils import get_class
+
+    try:
+        task = get_class(target)
+    except (ImportError, AttributeError):
+        return None
+    return f"val/{task.metric}", getattr(task, "metric_mode", "min")
 
 
 def columns(runs: list[Run]) -> tuple[str, ...]:
@@ -103,10 +126,10 @@ def load_run(run_dir: Path) -> Run:
     metrics_file = run_dir / "metrics.json"
     metrics = read_json(metrics_file) if metrics_file.exists() else {}
     metrics |= evaluations(run_dir, metrics)
-    monitor = metrics.get("monitor", "val/ppl")
-    return Run(
-        run_dir, overrides, metrics, read_curve(run_dir, monitor if isinstance(monitor, str) else "val/ppl")
-    )
+    monitor = metrics.get("monitor")
+    if not isinstance(monitor, str):
+        monitor = (task_monitor(run_dir) or ("",))[0]
+    return Run(run_dir, overrides, metrics, read_curve(run_dir, monitor) if monitor else [])
 
 
 def load_runs(run_dirs: list[Path]) -> tuple[list[Run], list[Unreadable]]:

@@ -5,7 +5,8 @@ Each is active in training mode only; `eval()` turns every one of them off.
 - `LockedDropout`: one dropout mask per sequence, the same at every time step (variational dropout).
 - `drop_embedding_rows`: whole vocabulary entries dropped from an embedding matrix.
 - `drop_recurrent_weights`: DropConnect on the hidden-to-hidden matrices, one mask per forward pass,
-  given to the module through `torch.func.functional_call` so that its fused (cuDNN) kernel still runs.
+  given to the module through `torch.func.functional_call` so that its fused kernel still runs (cuDNN's
+  on a GPU; oneDNN's rnn primitive, forward and backward, on a CPU: tests/models/test_onednn_path.py).
 - `LayerStack`: a multi-layer RNN run one layer at a time, with locked dropout between the layers.
 - `activation_penalty`: activation and temporal activation regularisation (AR, TAR).
 """

@@ -19,6 +19,7 @@ from rnnlab.errors import UserError
 from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
 from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
 from rnnlab.search.trial_reporting import trial_callbacks
+from rnnlab.slurm import cluster_plugins
 
 
 def create(config: Any, **kwargs: Any) -> Any:
@@ -116,7 +117,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     loggers = [create(logger) for logger in (cfg.get("logger") or {}).values()]
     in_batches = trainer_settings_in_batches(cfg.trainer, task.steps_per_batch)  # rnnlab.run.step_units
     trainer_cfg = set_matmul_precision(cfg.trainer)
-    trainer = create(trainer_cfg, callbacks=callbacks, logger=loggers or False, **in_batches)
+    # Under srun, SLURM's cluster environment without Lightning's auto-requeue (rnnlab.slurm)
+    plugins = [create(plugin) for plugin in trainer_cfg.get("plugins") or []] + cluster_plugins()
+    trainer = create(
+        trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None, **in_batches
+    )
     return datamodule, task, trainer
 
 

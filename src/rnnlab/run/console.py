@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 _TIP = "💡 Tip"
@@ -23,6 +24,11 @@ WARNINGS_TO_IGNORE = (
     # matplotlib on numpy 2 about torch's __array__, when a confusion matrix is drawn.
     ".*__array__ implementation doesn't accept a copy keyword.*",
 )
+
+
+# Lightning's hint to start a run with srun, printed wherever an `srun` program exists: outside a SLURM
+# job the run was not meant for SLURM (inside one, without srun, the hint may be just what is needed).
+SRUN_HINT = ".*The `srun` command is available on your system but is not used.*"
 
 
 def _not_an_advert(record: logging.LogRecord) -> bool:
@@ -47,4 +53,6 @@ def quiet_libraries() -> None:
         rank_zero.addFilter(_not_an_advert)
     for message in WARNINGS_TO_IGNORE:
         warnings.filterwarnings("ignore", message)
+    if not os.environ.get("SLURM_JOB_ID"):
+        warnings.filterwarnings("ignore", SRUN_HINT)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="tensorboard.*")

@@ -106,11 +106,7 @@ def final_metrics(trainer: L.Trainer, task: Any, fitted: dict[str, Any]) -> dict
     # The monitored metric is reported at its best epoch (the checkpoint tested), not its last.
     if best_path and checkpoint.best_model_score is not None:
         metrics[monitor.replace("/", "_")] = _float(checkpoint.best_model_score)
-    if "bpc" in task.also_reported:  # nats and bits per token: the perplexity's logarithms, same epochs
-        for stage in ("val", "train"):
-            ppl = metrics.get(f"{stage}_ppl")
-            metrics[f"{stage}_loss"] = None if ppl is None else math.log(ppl)
-            metrics[f"{stage}_bpc"] = None if ppl is None else math.log2(ppl)
+    metrics.update(task.derived_metrics(metrics))
     return metrics
 
 
@@ -144,13 +140,7 @@ def print_summary(metrics: dict[str, Any], task: Any) -> None:
         metrics["epochs"],
         metrics["wall_time_s"],
     )
-    for split, setting in (("val", "eval_max_tokens"), ("test", "test_max_tokens")):
-        if f"{split}_tokens_scored" in metrics:
-            log.info(
-                "%s scored its first %d tokens only (data.%s)",
-                split,
-                metrics[f"{split}_tokens_scored"],
-                setting,
-            )
+    for line in task.summary_lines(metrics):
+        log.info("%s", line)
     log.info("run dir: %s", metrics["run_dir"])
     log.info("look at it: tensorboard --logdir %s", metrics["run_dir"])

@@ -103,13 +103,37 @@ def counts(study: Any) -> dict[str, int]:
     }
 
 
+def record_optuna_version(study: Any) -> None:
+    """The Optuna version that proposes a study's trials, kept in the study (`optuna_version`): a seeded
+    search proposes the same trials only on the same major version (5 changed TPE's defaults). A
+    worker on another version than the study's first says so."""
+    import optuna
+
+    first = study.user_attrs.get("optuna_version")
+    if first is None:
+        study.set_user_attr("optuna_version", optuna.__version__)
+    elif first.split(".")[0] != optuna.__version__.split(".")[0]:
+        log.warning(
+            "search: this study's trials were proposed by optuna %s, this worker runs %s; "
+            "its proposals will differ from a search run on one version",
+            first,
+            optuna.__version__,
+        )
+
+
 def write_results(study: Any, sweep_dir: Path) -> dict[str, Any]:
     """`optimization_results.yaml`: the best trial's parameters and value, and the counts."""
     from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found = {k: v for k, v in counts(study).items() if k != "running"}
-    results: dict[str, Any] = {"name": study.study_name, "direction": study.direction.name.lower()}
+    import optuna
+
+    results: dict[str, Any] = {
+        "name": study.study_name,
+        "direction": study.direction.name.lower(),
+        "optuna_version": optuna.__version__,
+    }
     if complete:
         best = study.best_trial
         results.update(best_trial=best.number, best_params=dict(best.params), best_value=best.value)

@@ -30,6 +30,11 @@ from rnnlab.tasks.guard import NonFiniteGuard, TrainingDiverged
 from rnnlab.tasks.training_state import TrainingStateMixin
 
 STAGES = ("train", "val", "test")
+# What an epoch's end logs is the same in every process of a data-parallel run: the metrics are
+# reduced over the processes when computed, and the step, epoch and learning rate are everyone's.
+# Logged as synced with `max`, which gives back that value exactly, Lightning knows them for global
+# values and does not warn that they were logged unsynced.
+SAME_IN_EVERY_PROCESS: dict[str, Any] = {"sync_dist": True, "reduce_fx": "max"}
 REDUCTIONS = ("mean", "sum")
 
 
@@ -111,6 +116,14 @@ class Task(TrainingStateMixin, L.LightningModule):
     def summary(self) -> dict[str, Any]:
         """Plain values for the run's metrics.json beyond the metrics (e.g. a lesson's learned line)."""
         return {}
+
+    def derived_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Final metrics this kind of task derives from the reported ones (none by default)."""
+        return {}
+
+    def summary_lines(self, metrics: dict[str, Any]) -> list[str]:
+        """Lines the end-of-run summary adds for this kind of task (none by default)."""
+        return []
 
     def items_in(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         """How many `throughput_unit`s a training batch holds (examples, unless a subclass counts steps)."""
@@ -202,7 +215,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         if self.trainer.training:
             self.step_logged = (step, tuple(metrics))
         self.log_dict(metrics, **kwargs)
-        self.log_dict({"step": float(step), "epoch": float(self.current_epoch)})
+        synced = {k: v for k, v in kwargs.items() if k in SAME_IN_EVERY_PROCESS}
+        self.log_dict({"step": float(step), "epoch": float(self.current_epoch)}, **synced)
 
     @property
     def steps_per_batch(self) -> int:
@@ -237,7 +251,8 @@ class Task(TrainingStateMixin, L.LightningModule):
         # the learning rate the epoch trained with (before an epoch-wise schedule steps).
         optimizer = self.trainer.optimizers[0]
         epoch_metrics = {f"train/{k}": v for k, v in train.items() if k != "loss"}
-        self.log_at_step({**epoch_metrics, f"lr-{type(optimizer).__name__}": optimizer.param_groups[0]["lr"]})
+        learning_rate = {f"lr-{type(optimizer).__name__}": optimizer.param_groups[0]["lr"]}
+        self.log_at_step({**epoch_metrics, **learning_rate}, **SAME_IN_EVERY_PROCESS)
 
     def on_validation_start(self) -> None:
         self.guard.check()  # not a validation (nor its checkpoint) of weights a non-finite loss reached
@@ -255,13 +270,15 @@ class Task(TrainingStateMixin, L.LightningModule):
         metrics = {f"val/{k}": v for k, v in self.compute_metrics("val").items()}
         if self.trainer.sanity_checking:
             return
-        self.log_at_step(metrics, prog_bar=True)
+        self.log_at_step(metrics, prog_bar=True, **SAME_IN_EVERY_PROCESS)
         self.validated_epoch = self.current_epoch
         if self.trainer.is_global_zero:
             self.report("val")
 
     def on_test_epoch_end(self) -> None:
-        self.log_at_step({f"test/{k}": v for k, v in self.compute_metrics("test").items()})
+        self.log_at_step(
+            {f"test/{k}": v for k, v in self.compute_metrics("test").items()}, **SAME_IN_EVERY_PROCESS
+        )
         if self.trainer.is_global_zero:
             self.report("test")
 

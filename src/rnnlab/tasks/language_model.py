@@ -97,3 +97,23 @@ class LanguageModelTask(SequenceTask):
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"vocab": self.vocab.to_dict()}
+
+    # -- the run's summary ------------------------------------------------------------------------
+    def derived_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Loss (nats) and bits per token at the best epoch: the perplexity's logarithms (char and byte)."""
+        if "bpc" not in self.also_reported:
+            return {}
+        derived = {}
+        for stage in ("val", "train"):
+            ppl = metrics.get(f"{stage}_ppl")
+            derived[f"{stage}_loss"] = None if ppl is None else math.log(ppl)
+            derived[f"{stage}_bpc"] = None if ppl is None else math.log2(ppl)
+        return derived
+
+    def summary_lines(self, metrics: dict[str, Any]) -> list[str]:
+        """A line for each split scored only in part (data.eval_max_tokens, data.test_max_tokens)."""
+        return [
+            f"{split} scored its first {metrics[f'{split}_tokens_scored']} tokens only (data.{setting})"
+            for split, setting in (("val", "eval_max_tokens"), ("test", "test_max_tokens"))
+            if f"{split}_tokens_scored" in metrics
+        ]

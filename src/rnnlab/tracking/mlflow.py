@@ -77,9 +77,11 @@ def create_mlflow_logger(
     run_id: str | None = None,
     tags: list[str] | None = None,
     artifact_location: str | None = None,
+    **options: Any,
 ) -> Any:
     """Lightning's `MLFlowLogger` on `tracking_uri`, its run created (or, given `run_id`, reopened) now, so
-    that a store that cannot be used fails before training, in one line."""
+    that a store that cannot be used fails before training, in one line. `options` are MLFlowLogger's
+    other arguments (`log_model`, `prefix`, ...), passed as given."""
     check_installed()
     check_tracking_uri(tracking_uri)
     from lightning.pytorch.loggers import MLFlowLogger
@@ -94,6 +96,7 @@ def create_mlflow_logger(
         tags={str(tag): "true" for tag in tags or []} or None,
         artifact_location=artifact_location,
         run_id=run_id,
+        **options,
     )
     try:
         client = logger.experiment

@@ -4,6 +4,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def ids_out_of_range(cache: TokenCache) -> None:
     garbage("ids.bin", b"\xff" * size)(cache)  # the recorded length, but no such token
 
 
+def ids_in_range_but_others(cache: TokenCache) -> None:
+    size = (cache.folder / "ids.bin").stat().st_size
+    garbage("ids.bin", b"\x01" * size)(cache)  # the recorded length, every id a token: told by the sample
+
+
 def another_vocabulary(cache: TokenCache) -> None:
     vocab = json.loads((cache.folder / "vocab.json").read_text())
     vocab["tokens"] = vocab["tokens"][:5]
@@ -114,6 +120,7 @@ def another_vocabulary(cache: TokenCache) -> None:
         (garbage("ids.bin"), "ids.bin is missing or truncated"),
         (deleted("ids.bin"), "ids.bin is missing or truncated"),
         (ids_out_of_range, "ids.bin holds ids outside the vocabulary"),
+        (ids_in_range_but_others, "ids.bin is not the one meta.json describes (a sample of it differs)"),
     ],
 )
 def test_a_cache_that_does_not_match_is_rebuilt_and_never_used(source, tmp_path, caplog, damage, said):
@@ -136,6 +143,28 @@ def test_a_touched_but_unchanged_source_keeps_its_cache(source, tmp_path, caplog
     caplog.set_level(logging.INFO)
     assert cache.load() is not None and "out of date" not in caplog.text
     assert json.loads((cache.folder / "meta.json").read_text())["source"]["mtime_ns"] == 1  # not hashed again
+
+
+@pytest.mark.parametrize("where", [0, -1])
+def test_ids_rewritten_at_either_end_of_a_large_cache_are_told_from_its_sample(tmp_path, caplog, where):
+    source = tmp_path / "large.txt"
+    source.write_text(TEXT * 10)  # 166 kB of ids: sampled in spans, not read whole
+    cache = built(source, tmp_path / "cache", preprocess="raw")
+    ids = np.fromfile(cache.folder / "ids.bin", dtype=np.uint8)
+    ids[where] = (ids[where] + 1) % cache.meta["vocab_size"]  # another token of the vocabulary
+    ids.tofile(cache.folder / "ids.bin")
+    caplog.set_level(logging.INFO)
+    assert cache.load() is None and "a sample of it differs" in caplog.text
+
+
+def test_a_cache_built_before_the_sample_was_recorded_is_used_and_gets_it(source, tmp_path, caplog):
+    cache = built(source, tmp_path / "cache")
+    meta = json.loads((cache.folder / "meta.json").read_text())
+    recorded = meta.pop("sample_sha1")
+    (cache.folder / "meta.json").write_text(json.dumps(meta))
+    caplog.set_level(logging.INFO)
+    assert cache.load() is not None and "out of date" not in caplog.text
+    assert json.loads((cache.folder / "meta.json").read_text())["sample_sha1"] == recorded
 
 
 def test_each_setting_that_changes_the_ids_has_its_own_cache(source, tmp_path):
@@ -211,6 +240,16 @@ def test_processes_starting_on_a_new_corpus_at_once_build_it_once(source, tmp_pa
     assert TokenCache(source, tmp_path / "cache", SETTINGS).load() is not None
 
 
+def test_the_cache_imports_where_there_is_no_fcntl():
+    """Windows has no fcntl: the builders' lock comes from filelock, which picks the platform's own."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['fcntl'] = None; import rnnlab.data.text.cache"  # import fcntl fails
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_a_disk_that_cannot_hold_the_cache_is_one_line_and_leaves_no_cache(source, tmp_path, monkeypatch):
     import errno
 
@@ -266,3 +305,66 @@ def test_cache_files_get_the_permissions_of_any_new_file(source, tmp_path):
     finally:
         os.umask(previous)
     assert all((cache.folder / name).stat().st_mode & 0o777 == 0o644 for name in ("ids.bin", "meta.json"))
+
+
+# -- what a load reads of the ids -----------------------------------------------------------------
+def mapped_kib(path: Path) -> int:
+    """KiB of `path` in this process's memory maps now (the pages a read has mapped: its share of RSS)."""
+    target, total, inside = os.path.realpath(path), 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header
+            inside = len(fields) >= 6 and fields[5] == target
+        elif inside and fields and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+needs_smaps = pytest.mark.skipif(
+    not Path("/proc/self/smaps").exists(), reason="counts mapped pages as Linux lists them"
+)
+
+
+@needs_smaps
+def test_loading_a_cache_reads_a_few_pages_of_its_ids_never_all_of_them(tmp_path):
+    source = tmp_path / "big.txt"
+    source.write_text(TEXT * 500)  # 8 MB of ids: 2,000 pages
+    cache = built(source, tmp_path / "cache", preprocess="raw")
+    ids, vocab = cache.load()
+    size_kib = ids.nbytes // 1024
+    assert size_kib > 8000 and mapped_kib(cache.folder / "ids.bin") < 256  # a few pages, at most
+    del ids
+    for _ in range(3):  # a later run and each process of a DDP run: the same
+        ids, vocab = cache.load()
+    assert mapped_kib(cache.folder / "ids.bin") < 256
+    int(ids.max())  # what the check used to do: every page mapped, as this count sees it
+    assert mapped_kib(cache.folder / "ids.bin") > size_kib * 0.9
+
+
+@needs_smaps
+def test_a_run_on_a_warm_cache_reads_none_of_its_ids_before_training(tmp_path, caplog):
+    """The datamodule's prepare and setup on a built cache: the splits, the samplers and the log line
+    (with the share of <unk> a shortened word vocabulary gives, as the cache counted it at its build)."""
+    from rnnlab.data.text.datamodule import LanguageModelData
+
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(TEXT * 800 + "zebra quokka\n")  # 2.2 million words; two seen once
+    settings = {"path": str(corpus), "tokens": "word", "min_freq": 2, "batch_size": 4, "num_steps": 10}
+
+    def ready(**more) -> LanguageModelData:
+        data = LanguageModelData(data_dir=str(tmp_path / "data"), **settings, **more)
+        data.prepare_data()
+        data.setup("fit")
+        return data
+
+    ready()  # builds the cache
+    caplog.set_level(logging.INFO)
+    warm = ready()
+    (ids_file,) = (tmp_path / "data" / "cache").glob("*/ids.bin")
+    assert ids_file.stat().st_size > 2_000_000 and mapped_kib(ids_file) < 256
+    in_memory = ready(cache=False)
+    (share,) = set(re.findall(r"\(\S+ of the words read as <unk>\)", caplog.text))
+    assert caplog.text.count(share) == 2  # the cached run's line and the in-memory one's agree
+    assert warm.vocab == in_memory.vocab and "zebra" not in warm.vocab.index
+    np.count_nonzero(warm.split_tokens["train"] == 0)  # reading the ids: seen by the count
+    assert mapped_kib(ids_file) > ids_file.stat().st_size / 1024 * 0.8

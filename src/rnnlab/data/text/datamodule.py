@@ -143,6 +143,9 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         self.vocab: Vocab | None = None
         self.split_tokens: dict[str, np.ndarray] = {}
         self.held_out: dict[str, int] = {}  # tokens in each held-out block, before any cap
+        # The <unk> ids of a cached corpus, as its cache counted them when it was built: counting them
+        # here would read the whole memory map into this process's memory.
+        self.unknown_tokens: int | None = None
 
     def __getstate__(self) -> dict:
         """Pickled (for `ddp_spawn`) without the token arrays: pickling a memory map copies the whole
@@ -184,7 +187,9 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         cache = self._token_cache()
         if cache is None:
             return encode_file(self.file.source(), **self._encoding())
-        return cache.ensure()  # after prepare_data: maps what it built
+        loaded = cache.ensure()  # after prepare_data: maps what it built
+        self.unknown_tokens = cache.meta.get("unknown_tokens")
+        return loaded
 
     # -- tokens ---------------------------------------------------------------------------------
     @property
@@ -293,7 +298,8 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
         """How much of a shortened word vocabulary's text reads as <unk> (for the log line)."""
         if self.min_freq == 1 and self.max_vocab is None:
             return ""
-        return f" ({(ids == 0).mean():.1%} of the words read as <unk>)"
+        unknown = self.unknown_tokens if self.unknown_tokens is not None else int((ids == 0).sum())
+        return f" ({unknown / len(ids):.1%} of the words read as <unk>)"
 
     # -- batches --------------------------------------------------------------------------------
     def _train_sampler(self) -> SequentialPartition | RandomWindows:
