@@ -34,8 +34,8 @@ from rnnlab.compare.seed_groups import (
 from rnnlab.readback import Unreadable
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python scripts/compare.py", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or sweep directories")
     parser.add_argument(
         "--metric", default=None, help="column to sort by (default: the runs' monitored metric, best first)"
@@ -57,12 +57,14 @@ def arguments() -> argparse.Namespace:
         help="the columns to print, comma-separated (e.g. run,n,val_ppl,test_ppl,tokens_per_s); "
         "the files written keep them all",
     )
-    parser.add_argument("--out", type=Path, default=None, help="where to write the files")
-    return parser.parse_args()
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the files (default: the first directory given)"
+    )
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = arguments()
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     try:
         run_dirs = find_runs(args.dirs)
     except FileNotFoundError as error:

@@ -17,19 +17,36 @@ import sys
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+USAGE = "python scripts/eval.py (run=RUN_DIR | ckpt=PATH) [key=value ...]"
 
-def main(argv: list[str]) -> int:
+
+def help_text() -> str:
+    from rnnlab.command_line import settings_help
     from rnnlab.run.evaluate import EvalConfig
 
+    description = (
+        "Score a trained checkpoint without training: its run's test (or val) split, or another text "
+        "file. Prints an `eval:` line and adds the result to eval.json beside the checkpoint, one entry "
+        "per setting."
+    )
+    examples = [line.strip() for line in __doc__.splitlines() if line.strip().startswith("python ")]
+    return settings_help(EvalConfig, USAGE, description, examples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rnnlab.command_line import asks_for_help, unknown_setting
+    from rnnlab.run.evaluate import EvalConfig
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if asks_for_help(argv):
+        print(help_text(), end="")
+        return 0
     try:
         cfg = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(EvalConfig), OmegaConf.from_dotlist(argv))
         )
     except OmegaConfBaseException as error:
-        print(
-            f"error: {str(error).splitlines()[0]} (usage: {__doc__.strip().splitlines()[2].strip()})",
-            file=sys.stderr,
-        )
+        print(unknown_setting(EvalConfig, str(error).splitlines()[0]), file=sys.stderr)
         return 2
 
     import lightning  # noqa: F401  (its loggers exist before they are quietened)
@@ -38,7 +55,10 @@ def main(argv: list[str]) -> int:
     from rnnlab.run.console import quiet_libraries
     from rnnlab.run.evaluate import evaluate
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    # force: the handlers of whatever ran before in this process (a test calling main) do not hide the lines
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S", force=True
+    )
     quiet_libraries()
     try:
         evaluate(cfg)
@@ -49,4 +69,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

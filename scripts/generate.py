@@ -1,7 +1,7 @@
 """Text from a trained language model, printed as it is generated.
 
-    python scripts/generate.py ckpt=PATH prefix="time traveller" length=200 [temperature=0.8 top_k=5
-                               top_p=0.9 repetition_penalty=1.2 num_samples=3 seed=0]
+    python scripts/generate.py ckpt=PATH prefix="time traveller" length=200
+    python scripts/generate.py ckpt=PATH temperature=0.8 top_k=5 num_samples=3 seed=1
 
 Greedy by default (temperature=0). Needs only the checkpoint: the network's settings and the
 vocabulary are stored in it.
@@ -10,28 +10,61 @@ vocabulary are stored in it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+USAGE = "python scripts/generate.py ckpt=PATH [prefix=TEXT] [length=N] [key=value ...]"
+
 
 @dataclass
 class GenerateConfig:
-    ckpt: str = MISSING
-    prefix: str | None = "time traveller"  # prefix= (nothing) is refused as empty
-    length: int = 200
-    temperature: float = 0.0  # 0: greedy
-    top_k: int | None = None  # sample among the k most likely tokens
-    top_p: float | None = None  # sample among the most likely tokens that make up this probability
-    repetition_penalty: float = 1.0  # > 1: tokens already in the text become less likely
-    allow_unknown: bool = False  # true: <unk> may be chosen (a word model's stand-in for rare words)
-    num_samples: int = 1  # samples one after another, from one seeded generator
-    seed: int = 0
-    device: str = "cpu"
+    ckpt: str = field(default=MISSING, metadata={"help": "a language model's checkpoint (a run's .ckpt)"})
+    prefix: str | None = field(
+        default="time traveller",
+        metadata={"help": "the text to continue, taken as typed (prefix= with nothing is refused as empty)"},
+    )
+    length: int = field(default=200, metadata={"help": "tokens generated after the prefix"})
+    temperature: float = field(
+        default=0.0, metadata={"help": "0: greedy (the most likely token); > 0: sample"}
+    )
+    top_k: int | None = field(default=None, metadata={"help": "sample among the k most likely tokens"})
+    top_p: float | None = field(
+        default=None, metadata={"help": "sample among the most likely tokens that make up this probability"}
+    )
+    repetition_penalty: float = field(
+        default=1.0, metadata={"help": "> 1: tokens already in the text become less likely"}
+    )
+    allow_unknown: bool = field(
+        default=False, metadata={"help": "true: <unk> may be chosen (a word model's stand-in for rare words)"}
+    )
+    num_samples: int = field(
+        default=1, metadata={"help": "samples one after another, from one seeded generator"}
+    )
+    seed: int = field(default=0, metadata={"help": "the sampling generator's seed"})
+    device: str = field(default="cpu", metadata={"help": "where the network runs: cpu or cuda"})
 
 
-def main(argv: list[str]) -> int:
+def help_text() -> str:
+    from rnnlab.command_line import settings_help
+
+    description = (
+        "Text from a trained language model, printed as it is generated. Greedy by default "
+        "(temperature=0). Needs only the checkpoint: the network's settings and the vocabulary are "
+        "stored in it."
+    )
+    examples = [line.strip() for line in __doc__.splitlines() if line.strip().startswith("python ")]
+    return settings_help(GenerateConfig, USAGE, description, examples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rnnlab.command_line import asks_for_help, unknown_setting
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if asks_for_help(argv):
+        print(help_text(), end="")
+        return 0
     # The prefix is text, taken as typed: parsed as YAML, `prefix=ROMEO:` would be a mapping and
     # `prefix=1` a number.
     prefixes = [arg.partition("=")[2] for arg in argv if arg.startswith("prefix=")]
@@ -42,10 +75,7 @@ def main(argv: list[str]) -> int:
             cfg.prefix = prefixes[-1] or None
         ckpt = cfg.ckpt
     except OmegaConfBaseException as error:
-        print(
-            f"error: {str(error).splitlines()[0]} (usage: {__doc__.strip().splitlines()[2].strip()})",
-            file=sys.stderr,
-        )
+        print(unknown_setting(GenerateConfig, str(error).splitlines()[0]), file=sys.stderr)
         return 2
 
     import torch
@@ -78,4 +108,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

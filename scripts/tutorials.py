@@ -70,14 +70,17 @@ def measured(metrics: dict) -> str:
     return "; ".join(parts)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/tutorials.py", description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", help="default: all but MNIST")
     parser.add_argument("--mnist", action="store_true", help="also the MNIST experiments")
     parser.add_argument(
-        "--out", type=Path, default=Path("outputs/tutorials") / time.strftime("%Y-%m-%d_%H-%M-%S")
+        "--out",
+        type=Path,
+        default=Path("outputs/tutorials") / time.strftime("%Y-%m-%d_%H-%M-%S"),
+        help="where the runs and tutorials.md go (default: outputs/tutorials/DATE_TIME)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     experiments = args.experiments or TUTORIALS + (MNIST if args.mnist else [])
     args.out.mkdir(parents=True, exist_ok=True)
     rows = ["| experiment | rnnlab measured | wall |", "|---|---|---|"]

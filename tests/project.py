@@ -1,13 +1,16 @@
 """What the tests share, in one place (test modules import helpers from here, never from each other):
 where the project's files are, the small inputs tests write (a repetitive corpus, synthetic MNIST, a
-language-model checkpoint), composing the configs, and running the scripts as a user does, each child
-with a deadline and its output kept in a file that a failure message names."""
+language-model checkpoint), composing the configs, and running the scripts: their `main(argv)` called
+in this process (`call`: output, refusals, files written), or as a user starts them, a fresh interpreter
+each (`run`, `start`: for what only a process shows), each child with a deadline and its output kept in
+a file that a failure message names."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import select
 import shutil
@@ -16,14 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
-
-from tests.warm_python import WarmProcess, WarmPython
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -243,24 +246,24 @@ def tail(path: Path, characters: int = 3000) -> str:
 
 @dataclass
 class Finished:
-    """A child that ran to its end: its exit status and output, and the files that hold the output."""
+    """A command that ran to its end (a child, or a script's `main` called here): its exit status and
+    output, and the files that hold a child's output."""
 
     command: list[str]
     returncode: int
     stdout: str
     stderr: str
-    stdout_file: Path
-    stderr_file: Path
+    stdout_file: Path | None = None
+    stderr_file: Path | None = None
 
     def why(self, characters: int = 3000) -> str:
         """For a failure message: the status, where the whole output is, and its end."""
         output = (self.stdout + self.stderr)[-characters:]
-        return (
-            f"exit {self.returncode}; stdout {self.stdout_file}, stderr {self.stderr_file}; ends:\n{output}"
-        )
+        kept = f"; stdout {self.stdout_file}, stderr {self.stderr_file}" if self.stdout_file else ""
+        return f"exit {self.returncode}{kept}; ends:\n{output}"
 
 
-def stop_group(process: subprocess.Popen | WarmProcess) -> None:
+def stop_group(process: subprocess.Popen) -> None:
     """SIGKILL the child and whatever it started (it runs in its own session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -271,8 +274,7 @@ def run_command(
     command: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None
 ) -> Finished:
     """Run `command` to its end, at most `timeout` seconds (then it and its children are killed and the
-    test fails naming the output files). `python SCRIPT ...` forks from the warm Python (see
-    tests/warm_python.py) unless RNNLAB_TEST_FRESH_PYTHON=1; any other command starts as itself."""
+    test fails naming the output files). A fresh process, as a user starts it."""
     name = Path(command[1]).stem if len(command) > 1 else "child"
     stdout_file, stderr_file = new_output_file(f"{name}-stdout"), new_output_file(f"{name}-stderr")
     process = launch(command, cwd=cwd, env=env, stdout=stdout_file, stderr=stderr_file)
@@ -294,23 +296,11 @@ def run_command(
     )
 
 
-_warm: WarmPython | None = None
-
-
 def launch(
     command: list[str], *, cwd: Path, env: dict[str, str] | None, stdout: Path, stderr: Path | None
-) -> subprocess.Popen | WarmProcess:
-    """Start `command` in its own session, output to `stdout` (and `stderr`, or `stdout` when None).
-    A `python SCRIPT ARGS` command forks from this test process's warm Python: the same process a
-    user's command would be, less the interpreter's start and imports."""
-    global _warm
+) -> subprocess.Popen:
+    """Start `command` in its own session, output to `stdout` (and `stderr`, or `stdout` when None)."""
     env = dict(os.environ if env is None else env)
-    fresh = os.environ.get("RNNLAB_TEST_FRESH_PYTHON") == "1"
-    if command[0] == sys.executable and len(command) > 1 and command[1].endswith(".py") and not fresh:
-        if _warm is None or _warm.server.poll() is not None:
-            _warm = WarmPython(child_environment())
-        if _warm.can_run(env):
-            return _warm.start(command[1:], cwd=cwd, env=env, stdout=stdout, stderr=stderr)
     with contextlib.ExitStack() as files:
         out = files.enter_context(stdout.open("w"))
         err = subprocess.STDOUT if stderr is None else files.enter_context(stderr.open("w"))
@@ -325,7 +315,7 @@ def launch(
         )
 
 
-def wait_all(processes: list[subprocess.Popen | WarmProcess], timeout: float) -> None:
+def wait_all(processes: list[subprocess.Popen], timeout: float) -> None:
     """Wait for processes started together; any still running when one fails or times out is killed."""
     try:
         for process in processes:
@@ -337,16 +327,139 @@ def wait_all(processes: list[subprocess.Popen | WarmProcess], timeout: float) ->
 
 
 def run(script: str, *args: str, cwd: Path, timeout: float = 600, **env: str) -> Finished:
-    """`python scripts/<script> ARGS` in `cwd`, as a user runs it, with this test's environment."""
+    """`python scripts/<script> ARGS` in `cwd`, as a user runs it (a fresh interpreter), with this test's
+    environment."""
     command = [sys.executable, str(ROOT / "scripts" / script), *args]
     return run_command(command, cwd=cwd, timeout=timeout, env=child_environment(cwd, **env))
+
+
+# -- a script's main, called in this process -----------------------------------------------------------
+def all_loggers() -> list[logging.Logger]:
+    return [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]
+
+
+def logging_state() -> dict[logging.Logger, tuple]:
+    return {
+        lg: (lg.level, list(lg.handlers), lg.propagate, lg.disabled, list(lg.filters)) for lg in all_loggers()
+    }
+
+
+def restore_logging(state: dict[logging.Logger, tuple]) -> None:
+    """Every logger as it was; handlers added since (Hydra's console and log file) closed."""
+    kept = {handler for saved in state.values() for handler in saved[1]}
+    for lg in all_loggers():
+        for handler in lg.handlers:
+            if handler not in kept:
+                handler.close()
+        level, handlers, propagate, disabled, filters = state.get(lg, (logging.NOTSET, [], True, False, []))
+        lg.setLevel(level)
+        lg.handlers[:], lg.filters[:] = handlers, filters
+        lg.propagate, lg.disabled = propagate, disabled
+
+
+@contextlib.contextmanager
+def kept_process_state() -> Iterator[None]:
+    """Puts back what a run changes in its process and a later test in this one would otherwise meet:
+    environment (Lightning's PL_GLOBAL_SEED, a search's env_set), working directory, argv, signal
+    handlers, logging (Hydra's handlers, the run's log file closed), warning filters, Hydra's singletons
+    (HydraConfig would still say "multirun"), torch's deterministic mode, threads and random states."""
+    import random
+
+    import numpy
+    from hydra.core.singleton import Singleton
+
+    environ, cwd, argv = dict(os.environ), os.getcwd(), list(sys.argv)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    logged = logging_state()
+    hydra_state = Singleton.get_state()
+    torch_state = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.get_num_threads(),
+        torch.get_float32_matmul_precision(),
+        torch.get_rng_state(),
+    )
+    other_random = (random.getstate(), numpy.random.get_state())
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        sys.argv[:] = argv
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        restore_logging(logged)
+        Singleton.set_state(hydra_state)
+        deterministic, warn_only, threads, precision, rng = torch_state
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
+        torch.set_rng_state(rng)
+        random.setstate(other_random[0])
+        numpy.random.set_state(other_random[1])
+
+
+def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None, **env: str) -> Finished:
+    """`main(ARGS)` of scripts/<script> in this process, as `run` runs the command: in `cwd`, with the
+    environment a child of this test would get (`child_environment`), stdout and stderr captured by
+    `capfd` (file descriptors too; None, in a fixture of a wider scope: by `captured_output`), and the
+    process as it was afterwards (`kept_process_state`). For a test of output, refusals and files written;
+    what only a process shows (a signal, a kill, a terminal, several ranks) needs `run` or `start`."""
+    main = load_script(Path(script).stem).main
+    if capfd is not None:
+        capfd.readouterr()  # what the test printed before is not the command's
+    environment = child_environment(cwd, **env)
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(captured_output()) if capfd is None else None
+        stack.enter_context(kept_process_state())
+        os.environ.clear()
+        os.environ.update(environment)
+        os.chdir(cwd)
+        try:
+            returncode = main(list(args))
+        except SystemExit as stop:  # a script that ends by raising it, as the interpreter would report it
+            returncode = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    out, err = capfd.readouterr() if capfd is not None else (output["stdout"], output["stderr"])
+    return Finished(["main", script, *args], returncode, out, err)
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[dict[str, str]]:
+    """What is written to stdout and stderr inside, by Python or below it (file descriptors 1 and 2),
+    for a fixture of a wider scope than `capfd`'s; the texts are in the dict afterwards."""
+    texts: dict[str, str] = {}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        saved = [(fd, os.dup(fd)) for fd in (1, 2)]
+        streams = sys.stdout, sys.stderr
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        sys.stdout = open(1, "w", closefd=False, buffering=1)  # noqa: SIM115  (closed below)
+        sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
+        try:
+            yield texts
+        finally:
+            sys.stdout.close()
+            sys.stderr.close()
+            sys.stdout, sys.stderr = streams
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            for name, file in (("stdout", out), ("stderr", err)):
+                file.seek(0)
+                texts[name] = file.read().decode(errors="replace")
 
 
 @dataclass
 class Child:
     """A script still running, its stdout and stderr together in `output_file`."""
 
-    process: subprocess.Popen | WarmProcess
+    process: subprocess.Popen
     output_file: Path
 
     def output(self) -> str:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import run, run_dirs
+from tests.project import call, run_dirs
 
-pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+pytestmark = (
+    pytest.mark.slow
+)  # whole runs (train.py's main in-process): `pytest -m "not slow"` leaves them out
 
 SHAKESPEARE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 80
 WIKI = (
@@ -55,12 +57,12 @@ def small_corpus(name: str, folder: Path) -> Path:
     [("tinyshakespeare", "char", None), ("text8", "char", None), ("enwik8", "byte", 256)],
 )
 def test_each_corpus_config_trains_offline_on_a_file_of_its_layout(
-    workdir, tmp_path, isolated, name, tokens, vocab
+    workdir, tmp_path, isolated, capfd, name, tokens, vocab
 ):
     corpus = small_corpus(name, tmp_path)
     if vocab is None:  # raw characters: each distinct one, and <unk>
         vocab = len(set(member_text(name, corpus).decode())) + 1
-    result = run(
+    result = call(
         "train.py",
         f"data={name}",
         f"data.path={corpus}",
@@ -71,6 +73,7 @@ def test_each_corpus_config_trains_offline_on_a_file_of_its_layout(
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=5",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 0, result.why()
     (run_dir,) = run_dirs(workdir / "outputs")

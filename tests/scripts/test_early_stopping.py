@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.project import run, run_dirs
+from tests.project import call, run_dirs
 
-pytestmark = pytest.mark.slow  # CLI subprocesses
+pytestmark = pytest.mark.slow  # whole runs, through train.py's main in-process
 
 QUICK = [
     "data=text",
@@ -42,9 +42,9 @@ def metrics_of(workdir: Path) -> tuple[Path, dict]:
         ["+callbacks.early_stopping.patience=1"],  # from the default callbacks
     ],
 )
-def test_a_run_that_stops_improving_stops_and_says_when_and_why(workdir, asked):
+def test_a_run_that_stops_improving_stops_and_says_when_and_why(workdir, asked, capfd):
     corpus = noise_corpus(workdir.parent / "noise.txt")
-    result = run(
+    result = call(
         "train.py",
         *QUICK,
         f"data.path={corpus}",
@@ -53,6 +53,7 @@ def test_a_run_that_stops_improving_stops_and_says_when_and_why(workdir, asked):
         *asked,
         "tags=[baseline,ablation]",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir, metrics = metrics_of(workdir)
@@ -86,7 +87,7 @@ def hparams_recorded_what_the_run_is(run_dir: Path, metrics: dict) -> None:
     assert hparams["git_commit"].string_value == (metrics["git_commit"] or "none")
 
 
-def test_a_resumed_run_keeps_the_epochs_it_already_waited(workdir):
+def test_a_resumed_run_keeps_the_epochs_it_already_waited(workdir, capfd):
     # min_delta 100: no epoch after the first counts as an improvement, so with patience 3 an
     # uninterrupted run stops after epoch 4; one that forgot its count on resume would stop after 6.
     corpus = noise_corpus(workdir.parent / "noise.txt")
@@ -95,7 +96,9 @@ def test_a_resumed_run_keeps_the_epochs_it_already_waited(workdir):
         "callbacks.early_stopping.patience=3",
         "callbacks.early_stopping.min_delta=100",
     ]
-    first = run("train.py", *QUICK, f"data.path={corpus}", *settings, "trainer.max_epochs=2", cwd=workdir)
+    first = call(
+        "train.py", *QUICK, f"data.path={corpus}", *settings, "trainer.max_epochs=2", cwd=workdir, capfd=capfd
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     run_dir, metrics = metrics_of(workdir)
     assert "early_stopped" not in metrics and metrics["epochs"] == 2
@@ -103,7 +106,7 @@ def test_a_resumed_run_keeps_the_epochs_it_already_waited(workdir):
     (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("EarlyStopping")]
     assert state["wait_count"] == 1
 
-    resumed = run("train.py", f"resume={run_dir}", "trainer.max_epochs=10", cwd=workdir)
+    resumed = call("train.py", f"resume={run_dir}", "trainer.max_epochs=10", cwd=workdir, capfd=capfd)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["early_stopped"]["epoch"] == 4 and metrics["epochs"] == 4

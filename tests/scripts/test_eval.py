@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from rnnlab.errors import UserError
 from rnnlab.run.evaluate import EvalConfig, evaluate
-from tests.project import run, write_repetitive_corpus
+from tests.project import call, run, write_repetitive_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eval")]  # two small runs trained once, shared
 
@@ -32,7 +33,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         ],
         "diabetes": ["experiment=diabetes_mlp"],
     }.items():
-        done = run("train.py", *args, "trainer.max_epochs=2", f"hydra.run.dir={work / name}", cwd=work)
+        done = call(
+            "train.py", *args, "trainer.max_epochs=2", f"hydra.run.dir={work / name}", cwd=work, capfd=None
+        )
         assert done.returncode == 0, done.why()
         made[name] = work / name
     return made
@@ -46,10 +49,11 @@ def test_a_checkpoint_scores_what_its_metrics_json_says(runs):
         assert entry["checkpoint"] == recorded["best_checkpoint"]
 
 
-def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs):
+def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs, capfd):
     run_dir = runs["lm"]
+    # the first as a user starts it (a fresh interpreter), the second through main in-process
     first = run("eval.py", f"run={run_dir}", "split=val", "mode=windowed", "window=16", cwd=run_dir.parent)
-    second = run("eval.py", f"run={run_dir}", "batch_size=1", cwd=run_dir.parent)
+    second = call("eval.py", f"run={run_dir}", "batch_size=1", cwd=run_dir.parent, capfd=capfd)
     for done in (first, second):
         assert done.returncode == 0, done.why()
         assert "Traceback" not in done.stderr
@@ -104,3 +108,19 @@ def unknown_text(tmp: Path) -> Path:
     path = tmp / "unknown.txt"
     path.write_text("ZQX" * 40)  # the corpus is lower case: none of these is in its vocabulary
     return path
+
+
+def test_help_lists_every_setting_with_its_default_and_meaning(capfd, workdir):
+    done = call("eval.py", "--help", cwd=workdir, capfd=capfd)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: python scripts/eval.py")
+    for field in dataclasses.fields(EvalConfig):
+        (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith(f"  {field.name}=")]
+        assert field.metadata["help"].split()[0] in line
+
+
+def test_a_mistyped_setting_is_one_line_naming_the_settings(capfd, workdir):
+    done = call("eval.py", "splitt=val", cwd=workdir, capfd=capfd)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: Key 'splitt' not in 'EvalConfig'") and "split, mode" in line

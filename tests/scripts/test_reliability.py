@@ -1,16 +1,18 @@
-"""Bad input fails in one line; faults lose nothing; a run killed and resumed ends where it would have."""
+"""Bad input fails in one line; faults lose nothing. The scripts' `main` is called in-process (output,
+refusals, files); generate.py also runs as a user starts it, in a fresh interpreter."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.project import TINY, load_script, run
+from tests.project import TINY, call, load_script, run
 from tests.project import save_language_model as save
 
-pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
 
 DETERMINISTIC = ["trainer.deterministic=true", "seed=3"]
 
@@ -31,8 +33,8 @@ def no_claim_of_success(workdir: Path) -> bool:
         (["ckpt_path=last"], "resume=last: no run under outputs has a checkpoint"),
     ],
 )
-def test_bad_settings_fail_in_one_line_before_training(workdir, repetitive_corpus, overrides, message):
-    result = run("train.py", *TINY, f"data.path={repetitive_corpus}", *overrides, cwd=workdir)
+def test_bad_settings_fail_in_one_line_before_training(workdir, repetitive_corpus, overrides, message, capfd):
+    result = call("train.py", *TINY, f"data.path={repetitive_corpus}", *overrides, cwd=workdir, capfd=capfd)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output
     errors = [line for line in output.splitlines() if "error:" in line]
@@ -42,39 +44,39 @@ def test_bad_settings_fail_in_one_line_before_training(workdir, repetitive_corpu
 
 # One damaged corpus through the command line; every kind is tested in-process in tests/run/test_train.py.
 @pytest.mark.parametrize(("content", "message"), [(b"\x00\x01binary", "looks binary")])
-def test_bad_corpus_files_fail_in_one_line(workdir, content, message):
+def test_bad_corpus_files_fail_in_one_line(workdir, content, message, capfd):
     corpus = workdir / "corpus.txt"
     corpus.write_bytes(content)
-    result = run("train.py", *TINY, f"data.path={corpus}", cwd=workdir)
+    result = call("train.py", *TINY, f"data.path={corpus}", cwd=workdir, capfd=capfd)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output
     assert message in output and no_claim_of_success(workdir)
 
 
-def test_a_data_directory_copy_with_a_wrong_checksum_is_refused(workdir):
+def test_a_data_directory_copy_with_a_wrong_checksum_is_refused(workdir, capfd):
     data_dir = workdir / "data"
     data_dir.mkdir()
     (data_dir / "timemachine.txt").write_text("not the time machine\n" * 500)
     env_overrides = [f"paths.data_dir={data_dir}", "data.batch_size=4", "data.num_steps=10"]
-    result = run("train.py", *env_overrides, cwd=workdir)
+    result = call("train.py", *env_overrides, cwd=workdir, capfd=capfd)
     assert result.returncode == 2
     assert "timemachine.txt does not have the expected SHA-1 090b5e7e" in result.stdout + result.stderr
     assert (data_dir / "timemachine.txt").exists() and no_claim_of_success(workdir)
 
 
-def test_unknown_choices_list_the_available_ones(workdir):
-    result = run("train.py", "model=transformer", cwd=workdir)
+def test_unknown_choices_list_the_available_ones(workdir, capfd):
+    result = call("train.py", "model=transformer", cwd=workdir, capfd=capfd)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Could not find 'model/transformer'" in result.stderr and "rnn_scratch" in result.stderr
     assert not (workdir / "outputs").exists()
 
 
-def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir, repetitive_corpus):
+def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir, repetitive_corpus, capfd):
     """Epoch 1 trains at a sane rate and saves its checkpoints; the schedule then multiplies the rate by
     1e39, so the loss becomes non-finite early in epoch 2."""
     import torch
 
-    result = run(
+    result = call(
         "train.py",
         "model=lstm",
         *TINY[:3],
@@ -89,6 +91,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_earlier_checkpoints(workdir,
         "+scheduler.gamma=1e39",
         "trainer.max_epochs=3",
         cwd=workdir,
+        capfd=capfd,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output, result.why()
@@ -152,39 +155,59 @@ def generate_arguments(args: list[str], tmp_path: Path, language_model_checkpoin
 
 @pytest.mark.parametrize(("args", "message"), BAD_REQUESTS)
 def test_generate_refuses_each_bad_request_in_one_line(
-    tmp_path, capsys, language_model_checkpoint, args, message
+    workdir, tmp_path, capfd, language_model_checkpoint, args, message
 ):
-    main = load_script("generate").main  # in-process: the two below go through the command line
-    assert main(generate_arguments(args, tmp_path, language_model_checkpoint)) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    arguments = generate_arguments(args, tmp_path, language_model_checkpoint)
+    result = call("generate.py", *arguments, cwd=workdir, capfd=capfd)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
 
 
-@pytest.mark.parametrize(("args", "message"), [BAD_REQUESTS[3], BAD_REQUESTS[7]])
-def test_generate_refuses_bad_requests_in_one_line_on_the_command_line(
-    workdir, tmp_path, language_model_checkpoint, args, message
+def test_generate_refuses_a_bad_request_in_one_line_as_a_user_starts_it(
+    workdir, tmp_path, language_model_checkpoint
 ):
+    """A fresh interpreter: what its start prints (an import-time warning) would show here."""
+    args, message = BAD_REQUESTS[3]
     result = run("generate.py", *generate_arguments(args, tmp_path, language_model_checkpoint), cwd=workdir)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
 
 
-def test_generate_prints_several_samples_each_starting_with_the_prefix(workdir, language_model_checkpoint):
+def test_generate_help_lists_every_setting_and_a_mistyped_one_is_one_line(workdir, capfd):
+    generate = load_script("generate")
+    result = call("generate.py", "-h", cwd=workdir, capfd=capfd)
+    assert result.returncode == 0 and result.stderr == ""
+    usage = result.stdout.splitlines()[0]
+    assert usage.startswith("usage: python scripts/generate.py ckpt=PATH")
+    assert usage.count("[") == usage.count("]")  # no bracket left open
+    for field in dataclasses.fields(generate.GenerateConfig):
+        assert any(line.startswith(f"  {field.name}=") for line in result.stdout.splitlines()), field.name
+    result = call("generate.py", "ckpt=x.ckpt", "lenght=5", cwd=workdir, capfd=capfd)
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 2 and line.startswith("error: Key 'lenght' not in 'GenerateConfig'")
+    assert "length" in line and "--help" in line
+
+
+def test_generate_prints_several_samples_each_starting_with_the_prefix(
+    workdir, language_model_checkpoint, capfd
+):
     args = [f"ckpt={language_model_checkpoint}", "prefix=time", "length=12", "temperature=1", "top_p=0.9"]
-    result = run("generate.py", *args, "num_samples=3", "repetition_penalty=1.3", cwd=workdir)
+    result = call("generate.py", *args, "num_samples=3", "repetition_penalty=1.3", cwd=workdir, capfd=capfd)
     assert result.returncode == 0, result.why()
     lines = result.stdout.splitlines()
     assert lines[0::2] == ["[sample 1]", "[sample 2]", "[sample 3]"]
     assert all(
         line.startswith("time") and len(line) >= 16 for line in lines[1::2]
     )  # 12 tokens (<unk> is 5 chars)
+    # the one generate.py started as a user starts it (a fresh interpreter)
     greedy = run("generate.py", f"ckpt={language_model_checkpoint}", "prefix=time", "length=12", cwd=workdir)
     assert greedy.stdout.count("\n") == 1 and greedy.stdout.startswith("time")
 
 
-def test_a_model_that_cannot_read_the_data_is_refused_before_anything_runs(workdir):
-    result = run("train.py", "model=cnn", "data=timemachine", cwd=workdir)
+def test_a_model_that_cannot_read_the_data_is_refused_before_anything_runs(workdir, capfd):
+    result = call("train.py", "model=cnn", "data=timemachine", cwd=workdir, capfd=capfd)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output
     line = output.strip().splitlines()[-1]

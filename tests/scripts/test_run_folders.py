@@ -27,7 +27,13 @@ def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(
     corpus = write_repetitive_corpus(tmp_path / "corpus.txt")
     work = tmp_path / "work"
     work.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "RNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    (tmp_path / "home").mkdir()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),  # matplotlib's cache and config go there, not into the real ~
+        "RNNLAB_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+    }
     args = [
         *TINY,
         f"data.path={corpus}",

@@ -1,6 +1,7 @@
-"""`hparams_search=...`: rnnlab's Optuna sweeper, run as a user runs it: failed trials recorded and the
-search going on, max_failures, pruning, kill -9 and resume=, two workers on one study, bad input,
-and the dashboard in a browser."""
+"""`hparams_search=...`: rnnlab's Optuna sweeper through train.py's main in-process (failed trials
+recorded and the search going on, max_failures, pruning, bad input, what a finished search says), and
+as processes where a process is the point (kill -9 and resume=, two workers on one study, joblib's
+worker processes), and the dashboard in a browser."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import pytest
 from rnnlab.search.study import dashboard_command, open_storage
 from tests.project import (
     ROOT,
+    Finished,
+    call,
     chromium,
     launch,
     module_installed,
@@ -29,7 +32,7 @@ from tests.project import (
     wait_all,
 )
 
-pytestmark = pytest.mark.slow  # CLI subprocesses
+pytestmark = pytest.mark.slow  # whole searches
 
 optuna = pytest.importorskip("optuna", reason='the sweep extra is not installed: pip install -e ".[sweep]"')
 
@@ -59,7 +62,7 @@ def sweep_dir_of(workdir: Path) -> Path:
     return found
 
 
-def output(result: subprocess.CompletedProcess) -> str:
+def output(result: Finished) -> str:
     return result.stdout + result.stderr
 
 
@@ -67,14 +70,14 @@ SHARES_GRADED_SEARCH = pytest.mark.xdist_group("graded_search")  # one worker ru
 
 
 @pytest.fixture(scope="session")
-def graded_search(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+def graded_search(tmp_path_factory) -> tuple[Finished, Path]:
     """A grid over four learning rates: one trains, one is hopeless (pruned by a threshold on its
     first validation), one raises (a negative rate), one ends with an infinite perplexity."""
     from tests.project import write_repetitive_corpus
 
     workdir = tmp_path_factory.mktemp("graded")
     corpus = write_repetitive_corpus(workdir.parent / f"{workdir.name}-corpus.txt")
-    result = run(
+    result = call(
         "train.py",
         *SMALL,
         f"data.path={corpus}",
@@ -85,6 +88,7 @@ def graded_search(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         "hydra.sweeper.pruner.upper=15",  # a perplexity above 15 after one validation is hopeless here
         "trainer.max_epochs=2",
         cwd=workdir,
+        capfd=None,
     )
     return result, sweep_dir_of(workdir)
 
@@ -115,6 +119,14 @@ def test_failed_trials_are_recorded_and_the_search_finishes_with_a_failing_statu
         assert (sweep_dir / f"{figure}.png").stat().st_size > 5000
     assert "sweep done: 2 of 4 jobs failed" in output(result)
     assert "Traceback" not in output(result)
+    # what to do next: the folder, compare, tensorboard, and the dashboard on the study's storage
+    for line in (
+        f"sweep dir: {sweep_dir}",
+        f"compare its runs: python scripts/compare.py {sweep_dir}",
+        f"look at it: tensorboard --logdir {sweep_dir}",
+        f"the study: optuna-dashboard sqlite:///{sweep_dir / 'study.db'}",
+    ):
+        assert line in output(result), output(result)[-2000:]
 
 
 @SHARES_GRADED_SEARCH
@@ -132,8 +144,8 @@ def test_a_hopeless_trial_is_pruned_at_its_first_validation_and_keeps_its_checkp
     assert sorted(good.intermediate_values) == [0, 1]  # reported after every validation
 
 
-def test_max_failures_stops_a_search_whose_trials_only_fail(workdir, repetitive_corpus):
-    result = run(
+def test_max_failures_stops_a_search_whose_trials_only_fail(workdir, repetitive_corpus, capfd):
+    result = call(
         "train.py",
         *SMALL,
         f"data.path={repetitive_corpus}",
@@ -141,6 +153,7 @@ def test_max_failures_stops_a_search_whose_trials_only_fail(workdir, repetitive_
         "hydra.sweeper.n_trials=10",
         "hydra.sweeper.max_failures=2",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 1
     assert "search stopped: 2 trials failed (hydra.sweeper.max_failures=2)" in output(result)
@@ -158,7 +171,7 @@ def unfinished_job(sweep_dir: Path) -> Path | None:
 
 # journal: Optuna's journal file, named relative to the folder the command runs in
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, repetitive_corpus):
+def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, repetitive_corpus, capfd):
     command = [
         *SMALL,
         f"data.path={repetitive_corpus}",
@@ -197,7 +210,7 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, 
     before = load_study(open_storage(url)).get_trials()
     assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
 
-    resumed = run("train.py", *command, f"resume={sweep_dir}", cwd=workdir)
+    resumed = call("train.py", *command, f"resume={sweep_dir}", cwd=workdir, capfd=capfd)
     assert resumed.returncode == 0, output(resumed)[-3000:]
     assert "resume: left running, trial 1 goes on with the same parameters" in output(resumed)
     after = load_study(open_storage(url)).get_trials()
@@ -289,20 +302,20 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
     [(["modle.lr=choice(1,2)"], "modle.lr is searched but is not a key of the config")],
 )
 def test_bad_search_settings_are_refused_in_one_line_before_anything_is_written(
-    workdir, repetitive_corpus, overrides, message
+    workdir, repetitive_corpus, overrides, message, capfd
 ):
-    result = run("train.py", *SMALL, f"data.path={repetitive_corpus}", *overrides, cwd=workdir)
+    result = call("train.py", *SMALL, f"data.path={repetitive_corpus}", *overrides, cwd=workdir, capfd=capfd)
     assert result.returncode == 2, output(result)[-2000:]
     assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[0]]
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert not (workdir / "outputs").exists()
 
 
-def test_resume_and_study_name_mismatches_are_refused(workdir, repetitive_corpus, tmp_path):
+def test_resume_and_study_name_mismatches_are_refused(workdir, repetitive_corpus, tmp_path, capfd):
     url = f"sqlite:///{tmp_path / 'other.db'}"
     optuna.create_study(study_name="lm_optuna", storage=url, direction="maximize")
     common = [*SMALL, f"data.path={repetitive_corpus}"]
-    result = run("train.py", *common, f"hydra.sweeper.storage={url}", cwd=workdir)
+    result = call("train.py", *common, f"hydra.sweeper.storage={url}", cwd=workdir, capfd=capfd)
     assert result.returncode == 2 and "already exists to maximize, not minimize" in result.stderr
     assert not (workdir / "outputs").exists()
 
@@ -310,13 +323,15 @@ def test_resume_and_study_name_mismatches_are_refused(workdir, repetitive_corpus
     plain = workdir / "outputs" / "multirun" / "x" / "y"
     plain.mkdir(parents=True)
     (plain / "sweep_command.yaml").write_text("overrides: []\n")
-    result = run("train.py", *common, f"resume={plain}", cwd=workdir)
+    result = call("train.py", *common, f"resume={plain}", cwd=workdir, capfd=capfd)
     assert result.returncode == 2 and "was swept by another command" in result.stderr
     other = workdir / "outputs" / "multirun" / "x" / "z"
     other.mkdir(parents=True)
     shutil.copy(tmp_path / "other.db", other / "study.db")
     (other / "sweep_command.yaml").write_text(json.dumps({"overrides": common}))
-    result = run("train.py", *common, "hydra.sweeper.study_name=mine", f"resume={other}", cwd=workdir)
+    result = call(
+        "train.py", *common, "hydra.sweeper.study_name=mine", f"resume={other}", cwd=workdir, capfd=capfd
+    )
     assert result.returncode == 2 and "holds only 'lm_optuna', not 'mine'" in result.stderr
     assert sorted(p.name for p in other.iterdir()) == ["study.db", "sweep_command.yaml"]
 

@@ -1,5 +1,6 @@
-"""`-m` sweeps: one folder per job named by its overrides, failures that don't stop the sweep,
-`compare.py`, and what TensorBoard shows for them."""
+"""`-m` sweeps through train.py's main in-process: one folder per job named by its overrides, failures
+that don't stop the sweep, what a finished sweep says to do next; `compare.py` as a user starts it,
+and what a TensorBoard server shows for them."""
 
 from __future__ import annotations
 
@@ -17,27 +18,27 @@ import pytest
 from tests.project import (
     ROOT,
     TINY,
+    call,
     child_environment,
     module_installed,
     new_output_file,
     plugin_installed,
-    run,
     run_command,
     run_dirs,
     write_repetitive_corpus,
 )
 
-pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+pytestmark = pytest.mark.slow  # whole sweeps: `pytest -m "not slow"` leaves them out
 
 JOBS = {cell: f"model={cell}" for cell in ("gru", "rnn")}  # named by what varies across the sweep
 
 
 @pytest.fixture(scope="session")  # with xdist_group("sweep"): built once
-def sweep(tmp_path_factory) -> tuple[Path, Path]:
-    """A finished 2-job sweep (rnn, gru); yields (its working dir, the sweep dir)."""
+def sweep(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A finished 2-job sweep (rnn, gru); yields (its working dir, the sweep dir, its output)."""
     workdir = tmp_path_factory.mktemp("sweep")
     corpus = write_repetitive_corpus(workdir / "corpus.txt")
-    result = run(
+    result = call(
         "train.py",
         "-m",
         "model=rnn,gru",
@@ -46,15 +47,16 @@ def sweep(tmp_path_factory) -> tuple[Path, Path]:
         "trainer.max_epochs=2",
         "data.max_tokens=4000",
         cwd=workdir,
+        capfd=None,
     )
     assert result.returncode == 0, result.why()
     (sweep_dir,) = {job.parent for job in run_dirs(workdir / "outputs" / "multirun")}
-    return workdir, sweep_dir
+    return workdir, sweep_dir, result.stdout + result.stderr
 
 
 @pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
-    workdir, sweep_dir = sweep
+    workdir, sweep_dir, _ = sweep
     assert [p.name for p in workdir.iterdir() if p.name != "corpus.txt"] == ["outputs"]
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == sorted(JOBS.values())
     for cell, name in JOBS.items():
@@ -69,17 +71,27 @@ def test_each_job_has_its_own_folder_named_by_its_overrides(sweep):
 
 
 @pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
-def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
-    workdir, sweep_dir = sweep
+def test_a_finished_sweep_names_its_folder_and_the_commands_that_come_next(sweep):
+    _, sweep_dir, output = sweep
+    said = output.split("sweep done: all 2 jobs completed", 1)[1]
+    assert f"sweep dir: {sweep_dir}" in said
+    assert f"compare its runs: python scripts/compare.py {sweep_dir}" in said
+    assert f"look at it: tensorboard --logdir {sweep_dir}" in said
+    assert "optuna-dashboard" not in said  # a plain sweep has no study
+
+
+@pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
+def test_generate_and_resume_from_a_sweep_checkpoint(sweep, capfd):
+    workdir, sweep_dir, _ = sweep
     best = json.loads((sweep_dir / JOBS["gru"] / "metrics.json").read_text())["best_checkpoint"]
-    generated = run("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir)
+    generated = call("generate.py", f"ckpt={best}", "prefix=the quick", "length=20", cwd=workdir, capfd=capfd)
     assert generated.returncode == 0, generated.why()
     assert generated.stdout.startswith("the quick") and len(generated.stdout.strip()) == len("the quick") + 20
 
     # resume a job for a third epoch, with a scheduler stepping on validation perplexity; the path has
     # '=' and ',' in it, so Hydra needs it quoted
     last = sweep_dir / JOBS["rnn"] / "checkpoints" / "last.ckpt"
-    resumed = run(
+    resumed = call(
         "train.py",
         "model=rnn",
         *TINY,
@@ -89,6 +101,7 @@ def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
         "scheduler=plateau",
         f'ckpt_path="{last}"',
         cwd=workdir,
+        capfd=capfd,
     )
     assert resumed.returncode == 0, resumed.why()
     (resumed_dir,) = [d for d in run_dirs(workdir / "outputs") if "multirun" not in d.parts]
@@ -99,7 +112,8 @@ def test_generate_and_resume_from_a_sweep_checkpoint(sweep):
 
 @pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_compare_tabulates_the_sweep_sorted_by_validation_perplexity(sweep, tmp_path):
-    workdir, sweep_dir = sweep
+    workdir, sweep_dir, _ = sweep
+    # the one compare.py started as a user starts it (a fresh interpreter), as the sweep's end said
     command = [sys.executable, "scripts/compare.py", str(sweep_dir), "--out", str(tmp_path)]
     result = run_command(command, cwd=ROOT, timeout=120, env=child_environment())
     assert result.returncode == 0, result.why()
@@ -124,7 +138,7 @@ def test_event_files_hold_the_hyperparameters_and_real_final_metrics(sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    _, sweep_dir = sweep
+    _, sweep_dir, _ = sweep
     for cell, name in JOBS.items():
         job = sweep_dir / name
         events = EventAccumulator(str(job), size_guidance={"scalars": 0})
@@ -156,7 +170,7 @@ def get_json(url: str):
 
 @pytest.mark.xdist_group("sweep")  # one worker runs the sweep fixture, once
 def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
-    _, sweep_dir = sweep
+    _, sweep_dir, _ = sweep
     port = free_port()
     log = new_output_file("tensorboard").open("w")
     server = subprocess.Popen(
@@ -196,8 +210,8 @@ def test_tensorboard_server_lists_both_runs_and_their_scalars(sweep):
         log.close()
 
 
-def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_corpus):
-    result = run(
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_corpus, capfd):
+    result = call(
         "train.py",
         "-m",
         "model.hidden_size=0,16",
@@ -206,6 +220,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
         "data.max_tokens=4000",
         "trainer.max_epochs=1",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 1  # the sweep's exit status says something failed
     output = result.stdout + result.stderr
@@ -221,7 +236,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir, repetitive_cor
 @pytest.mark.skipif(
     not module_installed("optuna"), reason='the sweep extra is not installed: pip install -e ".[sweep]"'
 )
-def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus):
+def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, repetitive_corpus, capfd):
     command = [
         "hparams_search=lm_optuna",
         "hydra.sweeper.n_trials=2",
@@ -231,7 +246,7 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
         "data.max_tokens=3000",
         "trainer.max_epochs=1",
     ]
-    result = run("train.py", *command, cwd=workdir)
+    result = call("train.py", *command, cwd=workdir, capfd=capfd)
     assert result.returncode == 0, result.why()
     assert "Best parameters:" in result.stdout + result.stderr
     (results,) = workdir.rglob("optimization_results.yaml")
@@ -254,7 +269,7 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
     assert (results.parent / "study.db").is_file()  # the study is kept in the sweep folder
 
     # Resumed, the study already holds its 2 trials: nothing is run or proposed again.
-    again = run("train.py", *command, f"resume={results.parent}", cwd=workdir)
+    again = call("train.py", *command, f"resume={results.parent}", cwd=workdir, capfd=capfd)
     assert again.returncode == 0, again.why()
     assert "Launching" not in again.stdout + again.stderr
     assert OmegaConf.load(results).best_value == best.best_value
@@ -287,10 +302,10 @@ def test_optuna_search_runs_two_trials_and_writes_the_best_parameters(workdir, r
         ),
     ],
 )
-def test_cluster_and_parallel_launchers_compose(workdir, plugin, overrides, target):
+def test_cluster_and_parallel_launchers_compose(workdir, plugin, overrides, target, capfd):
     if not plugin_installed(plugin):
         pytest.skip(f'{plugin} is not installed: pip install -e ".[cluster]"')
-    result = run("train.py", "model=rnn", *overrides, "--cfg", "hydra", cwd=workdir)
+    result = call("train.py", "model=rnn", *overrides, "--cfg", "hydra", cwd=workdir, capfd=capfd)
     assert result.returncode == 0, result.why()
     assert f"_target_: {target}" in result.stdout
     if "hydra/launcher=slurm" in overrides:

@@ -1,4 +1,6 @@
-"""`scripts/train.py` and `scripts/generate.py` as a user runs them: subprocesses in a fresh directory."""
+"""`scripts/train.py` and `scripts/generate.py`: their `main` called in-process in a fresh directory, as
+the command runs (the run's output, files and refusals); one fresh `python scripts/train.py` as a user
+starts it."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import math
 
 import pytest
 
-from tests.project import TINY, run, run_dirs
+from tests.project import TINY, call, run, run_dirs
 
-pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
 
 
 def test_fast_dev_run_writes_its_files_into_the_run_dir_and_nothing_else(workdir, repetitive_corpus):
+    # the one train.py started as a user starts it: a fresh interpreter
     result = run("train.py", *TINY, f"data.path={repetitive_corpus}", "debug=fdr", cwd=workdir)
     assert result.returncode == 0, result.why()
     assert [p.name for p in workdir.iterdir()] == ["outputs"]  # no lightning_logs/ or stray files in the cwd
@@ -28,8 +31,8 @@ def test_fast_dev_run_writes_its_files_into_the_run_dir_and_nothing_else(workdir
     assert not list(workdir.rglob("lightning_logs"))
 
 
-def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir):
-    result = run("train.py", *TINY, f"data.path={workdir / 'missing.txt'}", cwd=workdir)
+def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir, capfd):
+    result = call("train.py", *TINY, f"data.path={workdir / 'missing.txt'}", cwd=workdir, capfd=capfd)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]
@@ -38,8 +41,8 @@ def test_a_user_mistake_is_one_line_and_leaves_no_claim_of_success(workdir):
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
 
 
-def test_generate_refuses_a_missing_checkpoint(workdir):
-    result = run("generate.py", "ckpt=nowhere.ckpt", cwd=workdir)
+def test_generate_refuses_a_missing_checkpoint(workdir, capfd):
+    result = call("generate.py", "ckpt=nowhere.ckpt", cwd=workdir, capfd=capfd)
     assert result.returncode == 2 and "ckpt=nowhere.ckpt is not a file" in result.stderr
 
 
@@ -50,9 +53,11 @@ def test_generate_refuses_a_missing_checkpoint(workdir):
         ["experiment=diabetes_mlp"],
     ],
 )
-def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(workdir, overrides, isolated):
+def test_the_headline_and_the_diabetes_lesson_run_with_no_data_and_no_network(
+    workdir, overrides, isolated, capfd
+):
     quick = ["trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
-    result = run("train.py", *overrides, *quick, cwd=workdir)
+    result = call("train.py", *overrides, *quick, cwd=workdir, capfd=capfd)
     assert result.returncode == 0, result.why()
     assert "the copy shipped with rnnlab" in result.stderr + result.stdout
     assert not [

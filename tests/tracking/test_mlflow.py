@@ -19,7 +19,7 @@ import pytest
 
 from rnnlab.errors import UserError
 from rnnlab.tracking.mlflow import check_installed, check_tracking_uri
-from tests.project import TINY, chromium, rendered_page, run, run_dirs, write_repetitive_corpus
+from tests.project import TINY, call, chromium, rendered_page, run_dirs, write_repetitive_corpus
 
 needs_mlflow = pytest.mark.skipif(
     importlib.util.find_spec("mlflow") is None, reason='MLflow is not installed: pip install -e ".[track]"'
@@ -48,15 +48,16 @@ def free_port() -> int:
 
 @pytest.mark.slow
 @needs_mlflow
-def test_an_unreachable_tracking_server_is_one_line_and_exit_2(workdir, repetitive_corpus):
+def test_an_unreachable_tracking_server_is_one_line_and_exit_2(workdir, repetitive_corpus, capfd):
     uri = f"http://127.0.0.1:{free_port()}"
-    result = run(
+    result = call(
         "train.py",
         *TINY,
         f"data.path={repetitive_corpus}",
         "logger=mlflow",
         f"logger.mlflow.tracking_uri={uri}",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 2
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "error:" in line]
@@ -73,11 +74,13 @@ def tracked(tmp_path_factory) -> tuple[Path, Path, dict]:
     workdir.mkdir()
     corpus = write_repetitive_corpus(workdir.parent / "corpus.txt")
     settings = [*TINY, f"data.path={corpus}", "data.max_tokens=3000", "logger=tensorboard_mlflow"]
-    first = run("train.py", *settings, "trainer.max_epochs=2", "tags=[baseline,ablation]", cwd=workdir)
+    first = call(
+        "train.py", *settings, "trainer.max_epochs=2", "tags=[baseline,ablation]", cwd=workdir, capfd=None
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     (run_dir,) = run_dirs(workdir / "outputs")
     before = json.loads((run_dir / "metrics.json").read_text())
-    resumed = run("train.py", f"resume={run_dir}", "trainer.max_epochs=3", cwd=workdir)
+    resumed = call("train.py", f"resume={run_dir}", "trainer.max_epochs=3", cwd=workdir, capfd=None)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return workdir, run_dir, before
 

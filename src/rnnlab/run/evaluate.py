@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,24 +34,61 @@ MODES = ("stream", "windowed", "dynamic")
 
 @dataclass
 class EvalConfig:
-    ckpt: str | None = None  # a checkpoint; its run folder is the one above checkpoints/
-    run: str | None = None  # a run folder: its best checkpoint
-    split: str = "test"  # test | val
-    # language models: stream | windowed | dynamic; null: the run's own (data.eval_mode)
-    mode: str | None = None
-    # windowed: the window; stream: steps per batch; dynamic: the segment (one update each, default 20);
-    # null: data.eval_num_steps
-    window: int | None = None
-    batch_size: int | None = None  # streams or windows per batch; null: data.eval_batch_size (dynamic: 1)
-    path: str | None = None  # another text file, scored with the checkpoint's vocabulary
-    device: str = "cpu"  # the accelerator: cpu, gpu, auto
-    # mode=dynamic only (rnnlab.run.dynamic_eval, Krause et al. 2018): the weights learn from each segment
-    # right after scoring it, and the result is reported apart (val_loss_dynamic); null: the default
-    lr: float | None = None  # dynamic: the step size per segment (0: the static stream exactly)
-    decay: float | None = None  # dynamic: the share of the way back to the trained weights per segment
-    rule: str | None = None  # dynamic: sgd, or rms (steps scaled by each weight's gradient RMS on train)
-    eps: float | None = None  # dynamic, rule=rms: added to the gradient RMS before dividing by it
-    stats_tokens: int | None = None  # dynamic, rule=rms: training tokens the RMS is gathered over
+    ckpt: str | None = field(
+        default=None, metadata={"help": "a checkpoint; its run folder is the one above checkpoints/"}
+    )
+    run: str | None = field(
+        default=None, metadata={"help": "a run folder (as a run prints it, 'run dir:'): its best checkpoint"}
+    )
+    split: str = field(default="test", metadata={"help": "the split scored: test or val"})
+    mode: str | None = field(
+        default=None,
+        metadata={
+            "help": "language models: stream (the state carried through the split), windowed (fresh-state "
+            "windows, nanoGPT's protocol) or dynamic (the weights learn from each segment after scoring "
+            "it, reported apart: docs/dynamic-evaluation.md); null: the run's own (data.eval_mode)"
+        },
+    )
+    window: int | None = field(
+        default=None,
+        metadata={
+            "help": "windowed: the window; stream: steps per batch; dynamic: the segment (default 20); "
+            "null: the run's data.eval_num_steps"
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "streams or windows per batch (1: every token has all the text before it); "
+            "null: the run's data.eval_batch_size (dynamic: 1)"
+        },
+    )
+    path: str | None = field(
+        default=None, metadata={"help": "another text file, scored with the checkpoint's vocabulary"}
+    )
+    device: str = field(default="cpu", metadata={"help": "the accelerator: cpu, gpu or auto"})
+    lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "dynamic: the step size per segment (0: the static stream exactly); null: 0.1 (sgd)"
+        },
+    )
+    decay: float | None = field(
+        default=None,
+        metadata={"help": "dynamic: the share of the way back to the trained weights per segment"},
+    )
+    rule: str | None = field(
+        default=None,
+        metadata={
+            "help": "dynamic: sgd, or rms (steps scaled by each weight's gradient RMS on the training split)"
+        },
+    )
+    eps: float | None = field(
+        default=None, metadata={"help": "dynamic, rule=rms: added to the gradient RMS before dividing by it"}
+    )
+    stats_tokens: int | None = field(
+        default=None, metadata={"help": "dynamic, rule=rms: training tokens the RMS is gathered over"}
+    )
 
 
 def best_checkpoint(run_dir: Path) -> Path:
