@@ -183,12 +183,13 @@ def test_cpu_fast_path(corpus, tmp_path):
         assert built >= 3  # a training, a backward and an evaluation shape at least
     settings = [x for x in table.splitlines() if x.startswith("| timemachine_best | ") and "/ " not in x]
     names = [x.split("|")[2].strip() for x in settings]
-    assert names[:4] == [
+    assert names[:3] == [
         "as configured",
         "weight dropout off",
         "two window lengths in turn",
-        "1 intra-op thread(s)",
     ]
+    # the other thread count than the run's own: 1 where torch takes 2 or more, 2 on one core
+    assert re.fullmatch(r"[12] intra-op thread\(s\)", names[3]), names[3]
     assert re.fullmatch(r"denormals flushed \(fresh processes: [\d,]+ vs [\d,]+ not\)", names[4]), names[4]
     assert all(numbers(x)[0] > 0 for x in settings) and numbers(settings[0])[1] == 1.0
     assert "| batch | window 8 |" in table and row(table, "4")[0] > 0

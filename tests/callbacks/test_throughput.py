@@ -92,7 +92,7 @@ def test_a_resumed_epoch_is_timed_from_its_first_batch_here(monkeypatch):
         device=torch.device("cpu"),
         throughput_unit="tokens",
         items_in=lambda batch: 7,
-        log=lambda name, value: logged.update({name: value}),
+        log=lambda name, value, **how: logged.update({name: value}),
     )
     clock.on_train_epoch_start(trainer, module)
     for batch_idx in range(5, 10):
