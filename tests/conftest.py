@@ -107,6 +107,10 @@ def isolate(root: Path, patch: pytest.MonkeyPatch) -> Isolated:
     patch.setenv("RNNLAB_OUTPUT_DIR", str(dirs.output_dir))
     for variable in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # would take ~/.cache's place...
         patch.delenv(variable, raising=False)
+    # Sockets and such of servers the tests start (gunicorn's control socket, else in ~/.gunicorn/)
+    runtime = root / "runtime"
+    runtime.mkdir(mode=0o700)
+    patch.setenv("XDG_RUNTIME_DIR", str(runtime))
     patch.chdir(dirs.cwd)
     return dirs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(
     work = tmp_path / "work"
     work.mkdir()
     env = {"PATH": "/usr/bin:/bin", "RNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    # the test's HOME and the session's matplotlib folder: without them matplotlib writes into the real ~
+    env |= {name: os.environ[name] for name in ("HOME", "MPLCONFIGDIR")}
     args = [
         *TINY,
         f"data.path={corpus}",
