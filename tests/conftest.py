@@ -1,6 +1,8 @@
 """Every test runs in temp dirs of its own (HOME, the data and output directories, the working
-directory), and the whole run fails if the suite leaves a file in the repository or in the real
-~/.cache/rnnlab. Fixtures tests share: corpora they write, a working directory, a local HTTP server."""
+directory); its HOME must be empty when it ends (unless it is marked `writes_home`), and the whole run
+fails if the suite leaves a file in the repository, the real ~/.cache or the real ~/.config. Under
+CI=true a skipped test fails, unless it skipped for want of a CUDA device (tests/ci_skips.py).
+Fixtures tests share: corpora they write, a working directory, a local HTTP server."""
 
 from __future__ import annotations
 
@@ -20,9 +22,16 @@ from rnnlab.run.console import WARNINGS_TO_IGNORE
 from tests.project import ROOT, write_repetitive_corpus
 from tests.search.postgres import postgres_server, postgres_url  # noqa: F401  (a PostgreSQL server)
 
-REAL_HOME_CACHE = Path.home() / ".cache" / "rnnlab"  # read before any test points HOME elsewhere
+pytest_plugins = ["tests.ci_skips", "pytester"]
+
+# The user's own cache and config folders, read before any test points HOME elsewhere: watched whole,
+# since a tool that writes into either (matplotlib, a browser, a library's cache) would do so there.
+REAL_FOLDERS = tuple(
+    Path(os.environ.get(variable) or Path.home() / default)
+    for variable, default in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"))
+)
 # What running the suite itself may leave in the repository (bytecode, the editable install, caches).
-SNAPSHOT = pytest.StashKey[tuple[set, set]]()  # (repository, real cache) at the start
+SNAPSHOT = pytest.StashKey[tuple[set, ...]]()  # (repository, *real folders) at the start
 NOT_LITTER = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis"}
 
 
@@ -33,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:tensorboard.*")
 
 
-# -- the once-per-run guard: nothing left in the repository or the real cache --------------------------
+# -- the once-per-run guard: nothing left in the repository, the real ~/.cache or ~/.config ------------
 def files_under(root: Path, skip: set[str] = frozenset()) -> set[str]:
     """Every file and folder under `root` (relative paths), leaving out `skip`'s names."""
     found = set()
@@ -51,16 +60,19 @@ def is_controller(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     if is_controller(session.config):
-        session.config.stash[SNAPSHOT] = (files_under(ROOT, NOT_LITTER), files_under(REAL_HOME_CACHE))
+        folders = (files_under(folder) for folder in REAL_FOLDERS)
+        session.config.stash[SNAPSHOT] = (files_under(ROOT, NOT_LITTER), *folders)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run (exit status 1) if the tests left anything in the repository or the real cache."""
+    """Fail the run (exit status 1) if the tests left anything in the repository or the real cache and
+    config folders. (Another program of the user's writing there while the suite runs is named too.)"""
     if not is_controller(session.config) or SNAPSHOT not in session.config.stash:
         return
-    repository, cache = session.config.stash[SNAPSHOT]
+    repository, *before = session.config.stash[SNAPSHOT]
     problems = [f"repository: {p}" for p in sorted(files_under(ROOT, NOT_LITTER) - repository)]
-    problems += [f"{REAL_HOME_CACHE}: {p}" for p in sorted(files_under(REAL_HOME_CACHE) - cache)]
+    for folder, names in zip(REAL_FOLDERS, before, strict=True):
+        problems += [f"{folder}: {p}" for p in sorted(files_under(folder) - names)]
     if not problems:
         return
     shown = "\n  ".join(problems[:30]) + (
@@ -94,7 +106,12 @@ def isolate(root: Path, patch: pytest.MonkeyPatch) -> Isolated:
     patch.setenv("HOME", str(dirs.home))
     patch.setenv("RNNLAB_DATA_DIR", str(dirs.data_dir))
     patch.setenv("RNNLAB_OUTPUT_DIR", str(dirs.output_dir))
-    patch.delenv("XDG_CACHE_HOME", raising=False)  # would take ~/.cache's place
+    for variable in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # would take ~/.cache's place...
+        patch.delenv(variable, raising=False)
+    # Sockets and such of servers the tests start (gunicorn's control socket, else in ~/.gunicorn/)
+    runtime = root / "runtime"
+    runtime.mkdir(mode=0o700)
+    patch.setenv("XDG_RUNTIME_DIR", str(runtime))
     patch.chdir(dirs.cwd)
     return dirs
 
@@ -114,14 +131,32 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isola
         patch.setattr(project, "CHILD_OUTPUT", root / "child-output")
         project.CHILD_OUTPUT.mkdir()
         yield dirs
+    check_home_is_empty(dirs.home, "a module or session fixture")
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Isolated:
+def isolated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Isolated]:
     """Every test gets its own HOME, data directory, output directory and working directory: token
     caches, downloads and runs, its own and its children's, stay out of the user's ~/.cache/rnnlab and
-    out of the repository."""
-    return isolate(tmp_path_factory.mktemp("isolated"), monkeypatch)
+    out of the repository. The HOME must be empty when the test ends: what rnnlab (or a tool it runs)
+    writes there despite RNNLAB_DATA_DIR and RNNLAB_OUTPUT_DIR would land in a user's home."""
+    dirs = isolate(tmp_path_factory.mktemp("isolated"), monkeypatch)
+    yield dirs
+    if request.node.get_closest_marker("writes_home") is None:
+        check_home_is_empty(dirs.home, "the test")
+
+
+def check_home_is_empty(home: Path, who: str) -> None:
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    if written:
+        shown = ", ".join(written[:10]) + (f" and {len(written) - 10} more" if len(written) > 10 else "")
+        pytest.fail(
+            f"{who} left files in its HOME ({home}): {shown}; keep them out of HOME, or mark the test "
+            "@pytest.mark.writes_home if writing there is its point",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -191,8 +191,10 @@ def chromium() -> str | None:
 
 def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> subprocess.CompletedProcess:
     """The DOM of `url` after its scripts ran for `budget_ms` of virtual time, in headless Chromium
-    with an empty profile under `folder` and none of its background traffic (the network is closed)."""
+    with an empty profile under `folder` and none of its background traffic (the network is closed).
+    Its config and cache folders (crash reports, dconf) go there too, not into HOME."""
     with tempfile.TemporaryDirectory(dir=folder) as profile:
+        env = {**os.environ, "XDG_CONFIG_HOME": f"{profile}/config", "XDG_CACHE_HOME": f"{profile}/cache"}
         return subprocess.run(
             [
                 chromium(),
@@ -203,7 +205,7 @@ def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> sub
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
-                f"--user-data-dir={profile}",
+                f"--user-data-dir={profile}/profile",
                 f"--virtual-time-budget={budget_ms}",
                 "--dump-dom",
                 url,
@@ -211,6 +213,7 @@ def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> sub
             capture_output=True,
             text=True,
             timeout=timeout,
+            env=env,
         )
 
 

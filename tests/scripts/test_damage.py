@@ -3,10 +3,19 @@ every command that reads it. Each command recovers (as documented in README's "D
 stops with one line and a non-zero exit, never with a traceback, and never deletes a file it did
 not write (a damaged file is renamed aside, `NAME.damaged`, or rebuilt).
 
-One finished two-job sweep is built per module (a subprocess) and copied for each case. The
-commands run in-process where that reads the files the same way (rewrite_command and job_plan for a
-resume, the datamodule for a new run, the scripts' main functions); `test_as_a_user_sees_it` runs
-each kind of command once as a subprocess. A new file joins the matrix with one line in `FILES`.
+The files read back, by their readers (`rnnlab.readback` and every caller of read_json, read_yaml,
+read_overrides and set_aside; the checkpoints through `rnnlab.checkpoint`; the study through Optuna):
+a run's checkpoints, metrics.json, .hydra/{overrides,hydra,config}.yaml, event files, run.lock and
+checkpoints/eval.json; the token cache's meta.json, vocab.json and ids.bin; a sweep's
+sweep_command.yaml; a search's study.db.
+
+What the cases copy is built once per session (subprocesses): a finished two-job sweep, one job
+scored by eval.py (its eval.json), and a finished one-trial search. The commands run in-process
+where that reads the files the same way (rewrite_command and job_plan for a resume, the datamodule
+for a new run, the scripts' main functions); a search's resume runs as the command itself. A resume
+that recovers in the matrix must also train: `test_a_resume_past_a_damaged_file_trains_to_the_end`
+resumes past each file a resume reads, to the end of a longer schedule. `test_as_a_user_sees_it`
+runs each kind of command once as a subprocess. A new file joins the matrix with one line in `FILES`.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -27,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.errors import UserError
-from tests.project import ROOT, TINY, load_script, write_repetitive_corpus
+from tests.project import ROOT, TINY, load_script, run, write_repetitive_corpus
 
 # The sweep the cases copy is built by the CLI, once: one worker runs them all (a module fixture would be
 # built again on every worker, and again whenever a worker came back to this module).
@@ -36,6 +46,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("damage")]
 JOBS = ("model=gru", "model=rnn")  # the damage goes into model=rnn; model=gru stays whole
 DAMAGED_JOB = "sweep/model=rnn"
 SWEEP_ARGS = ["-m", "model=rnn,gru", *TINY, "trainer.max_epochs=1", "data.max_tokens=2000"]
+# A one-trial search (the learning rate and dropout searched; the network fixed small)
+SEARCH_ARGS = [
+    "hparams_search=lm_optuna",
+    *TINY,
+    "model.num_layers=1",
+    "task.tbptt_steps=10",
+    "data.max_tokens=2000",
+    "trainer.max_epochs=1",
+    "hydra.sweeper.n_trials=1",
+]
 
 RECOVERED, ONE_LINE, EITHER = "recovered", "one line", "recovered or one line"
 
@@ -71,13 +91,13 @@ FILES = [
         ".hydra/config.yaml", f"{DAMAGED_JOB}/.hydra/config.yaml", {"resume": RECOVERED, "compare": RECOVERED}
     ),
     Target("events.out.tfevents", f"{DAMAGED_JOB}/events.out.tfevents.*.0", {"compare": RECOVERED}),
+    Target("eval.json", f"{DAMAGED_JOB}/checkpoints/eval.json", {"compare": RECOVERED, "eval": RECOVERED}),
     Target("run.lock (stale)", f"{DAMAGED_JOB}/run.lock", {"resume": RECOVERED}),
     Target("cache meta.json", "data/cache/*/meta.json", {"new run": RECOVERED}),
     Target("cache vocab.json", "data/cache/*/vocab.json", {"new run": RECOVERED}),
     Target("cache ids.bin", "data/cache/*/ids.bin", {"new run": RECOVERED}),
     Target("sweep_command.yaml", "sweep/sweep_command.yaml", {"sweep resume": ONE_LINE}),
-    # The sweep's study database (Optuna storage) joins here once a sweep keeps one, e.g.
-    # Target("study database", "sweep/study.db", {"sweep resume": EITHER}),
+    Target("study.db", "search/study.db", {"search resume": ONE_LINE}),
 ]
 
 
@@ -119,14 +139,23 @@ def script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> Path:
-    """A folder with `corpus.txt`, `data/` (its token cache) and `sweep/`: two finished one-epoch jobs,
-    one of them also left with the lock of a run that was killed (a dead process's pid)."""
+    """A folder with `corpus.txt`, `data/` (its token cache), `sweep/`: two finished one-epoch jobs, one
+    of them scored by eval.py and left with the lock of a run that was killed (a dead process's pid),
+    and `search/`: a finished one-trial search."""
     base = tmp_path_factory.mktemp("finished")
     corpus = write_repetitive_corpus(base / "corpus.txt")
     result = script(
         "train.py", *SWEEP_ARGS, f"data.path={corpus}", f"hydra.sweep.dir={base / 'sweep'}", cwd=base
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    result = script(
+        "train.py", *SEARCH_ARGS, f"data.path={corpus}", f"hydra.sweep.dir={base / 'search'}", cwd=base
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNLAB_DATA_DIR", str(base / "data"))
+        with contextlib.redirect_stderr(io.StringIO()):
+            assert load_script("eval").main([f"run={base / DAMAGED_JOB}"]) == 0
     dead = subprocess.run(
         [sys.executable, "-c", "from rnnlab.run.lock import lock_text; print(lock_text(), end='')"],
         capture_output=True,
@@ -160,6 +189,21 @@ def sweep_resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
     for job in JOBS:
         job_plan((case / "sweep" / job).resolve(), in_sweep=True)
     return 0, ""
+
+
+def search_resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
+    """The search's command again, with resume= (as a process: the sweeper reads the study)."""
+    corpus = f"data.path={original / 'corpus.txt'}"
+    done = run("train.py", *SEARCH_ARGS, corpus, f"resume={case / 'search'}", cwd=case, timeout=300)
+    return done.returncode, done.stderr if done.returncode else ""
+
+
+def evaluation(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
+    """eval.py on the damaged job: it adds its entry to the job's eval.json."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = load_script("eval").main([f"run={case / DAMAGED_JOB}"])
+    return status, stderr.getvalue()
 
 
 def new_run(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
@@ -214,6 +258,8 @@ def tutorials(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
 COMMANDS: dict[str, Callable[[Path, Path, Path], tuple[int, str]]] = {
     "resume": resume,
     "sweep resume": sweep_resume,
+    "search resume": search_resume,
+    "eval": evaluation,
     "new run": new_run,
     "compare": compare,
     "generate": generate,
@@ -280,12 +326,41 @@ def test_a_damaged_file_is_recovered_or_refused_in_one_line(
 
     expected = (target.deleted or target.readers)[command] if damage == "deleted" else target.readers[command]
     assert kind == expected or expected == EITHER, f"{kind}: {said}"
-    after = contents(case)
+    nothing_deleted(before, contents(case))
+    with capsys.disabled():  # the matrix, for the record: pytest -s -k damaged
+        print(f"\nMATRIX | {target.name} | {damage} | {command} | {kind} | {said[:200]}")
+
+
+def nothing_deleted(before: dict[str, str], after: dict[str, str]) -> None:
     for name, digest in before.items():  # still there, or renamed aside with the same bytes
         aside = [a for a in after if re.fullmatch(re.escape(name) + r"\.damaged(-\d+)?", a)]
         assert name in after or any(after[a] == digest for a in aside), f"{name} was deleted"
-    with capsys.disabled():  # the matrix, for the record: pytest -s -k damaged
-        print(f"\nMATRIX | {target.name} | {damage} | {command} | {kind} | {said[:200]}")
+
+
+# -- a resume past each damaged file it reads, as the user runs it: Hydra and Lightning to the end --------
+RESUMED = [target for target in FILES if target.readers.get("resume") in (RECOVERED, EITHER)]
+
+
+@pytest.mark.parametrize("target", RESUMED, ids=[target.name for target in RESUMED])
+def test_a_resume_past_a_damaged_file_trains_to_the_end(finished, tmp_path, target):
+    case = tmp_path / "case"
+    shutil.copytree(finished, case, symlinks=True)
+    run_dir = (case / DAMAGED_JOB).resolve()
+    (path,) = sorted(case.glob(target.glob))[:1]
+    garbage(path)
+    before = contents(case)
+
+    done = run(
+        "train.py", f"resume={run_dir}", "trainer.max_epochs=2", cwd=case, RNNLAB_DATA_DIR=str(case / "data")
+    )
+
+    assert done.returncode == 0, done.why()
+    assert "Traceback" not in done.stdout + done.stderr, done.why()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 2, metrics  # one epoch more
+    assert metrics["resumes"][-1]["step"] > 0, metrics  # from a checkpoint, not from the start
+    assert sorted(d.name for d in (case / "sweep").iterdir() if d.is_dir()) == sorted(JOBS)  # no new one
+    nothing_deleted({k: v for k, v in before.items() if not k.endswith("run.lock")}, contents(case))
 
 
 # -- once per kind of command, as a user runs it ---------------------------------------------------
@@ -310,8 +385,6 @@ def test_as_a_user_sees_it_resume_from_a_cut_last_checkpoint(finished, tmp_path)
         output,
     )
     assert "metrics.json: UnicodeDecodeError" in output
-    import json
-
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 2
     assert any(note.startswith("metrics.json was unreadable") for note in metrics["lost"])
@@ -348,3 +421,5 @@ def test_as_a_user_sees_it(finished, tmp_path, command, damage, status, said):
     output = no_traceback(result)
     assert result.returncode == status, output[-3000:]
     assert said in output, output[-3000:]
+    if command == "sweep resume":  # the job whose metrics.json was garbage ran again, to its end
+        assert json.loads((case / DAMAGED_JOB / "metrics.json").read_text())["status"] == "completed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eval")]  # two small ru
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def trained_runs(tmp_path_factory) -> dict[str, Path]:
     """One finished language-model run and one finished tutorial run (the diabetes lesson)."""
     work = tmp_path_factory.mktemp("eval-runs")
     corpus = write_repetitive_corpus(work / "corpus.txt")
@@ -41,12 +42,21 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return made
 
 
+@pytest.fixture
+def runs(trained_runs, tmp_path) -> dict[str, Path]:
+    """A copy of the shared runs for each test: scoring a run writes its eval.json, and no test may see
+    another's (nor depend on the order they ran in)."""
+    return {
+        name: shutil.copytree(run_dir, tmp_path / "runs" / name) for name, run_dir in trained_runs.items()
+    }
+
+
 def test_a_checkpoint_scores_what_its_metrics_json_says(runs):
     for name, metric in (("lm", "test_ppl"), ("diabetes", "test_acc")):
         recorded = json.loads((runs[name] / "metrics.json").read_text())
         entry = evaluate(EvalConfig(run=str(runs[name])))
         assert entry[metric] == pytest.approx(recorded[metric], rel=1e-6), name
-        assert entry["checkpoint"] == recorded["best_checkpoint"]
+        assert entry["checkpoint"] == str(runs[name] / "checkpoints" / Path(recorded["best_checkpoint"]).name)
 
 
 def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs, capfd):
@@ -60,9 +70,9 @@ def test_the_cli_prints_an_eval_line_and_keeps_each_setting_in_eval_json(runs, c
     assert "eval: val loss" in first.stderr and "windowed, windows of 16" in first.stderr
     assert "eval: test loss" in second.stderr and "stream, 1 per batch" in second.stderr
     (eval_json,) = run_dir.glob("checkpoints/eval.json")
-    entries = json.loads(eval_json.read_text())  # the other tests' evaluations of this run too
+    entries = json.loads(eval_json.read_text())
     modes = {(e["split"], e["eval_mode"], e.get("eval_window"), e["batch_size"]) for e in entries.values()}
-    assert {("test", "stream", None, 1), ("val", "windowed", 16, 4)} <= modes
+    assert modes == {("test", "stream", None, 1), ("val", "windowed", 16, 4)}
     assert len(entries) == len(modes)  # one entry per setting
 
 

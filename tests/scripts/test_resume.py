@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,19 @@ from omegaconf import OmegaConf
 
 from rnnlab.checkpoint import checkpoints_newest_first
 from rnnlab.data.text.datamodule import WINDOWS_PER_BATCH
-from tests.project import TINY, Child, run, start, wait_until, write_repetitive_corpus
+from tests.holds import hold_at_mid_epoch_checkpoint
+from tests.project import (
+    ROOT,
+    TINY,
+    Child,
+    child_environment,
+    launch,
+    new_output_file,
+    run,
+    start,
+    wait_until,
+    write_repetitive_corpus,
+)
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
@@ -161,6 +174,14 @@ def uninterrupted_run(request, case: str, args: list[str], work: Path) -> Path:
     return straight
 
 
+def start_held(*args: str, cwd: Path) -> Child:
+    """`python scripts/train.py ARGS` in a fresh interpreter that can import `tests` (tests/holds.py)."""
+    output_file = new_output_file("train")
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
+    env = child_environment(cwd, PYTHONPATH=str(ROOT))
+    return Child(launch(command, cwd=cwd, env=env, stdout=output_file, stderr=None), output_file)
+
+
 @pytest.mark.parametrize(
     "case", [pytest.param(c, marks=SHARES_STRAIGHT_RUN) if c == "sequential" else c for c in CASES]
 )
@@ -172,27 +193,28 @@ def test_killed_at_a_random_step_a_run_resumes_into_its_folder_and_ends_bit_for_
     work.mkdir()
     straight, broken = uninterrupted_run(request, case, args, work), work / "broken"
 
+    # The run holds (tests/holds.py) at its first mid-epoch checkpoint at or after the drawn step that is
+    # not at an epoch's last batch, and is killed there: the same point on any machine, however loaded.
     step = random.Random(f"{KILL_SEED}-{case}").randint(*KILL_BETWEEN[case])
     print(f"{case}: killed at the first checkpoint at or after step {step} (TEST_KILL_SEED={KILL_SEED})")
-    kill_after_step(
-        start("train.py", *args, f"hydra.run.dir={broken}", cwd=work),
-        broken / "checkpoints" / "last.ckpt",
-        step,
+    held = tmp_path / "held"
+    child = start_held(*args, *hold_at_mid_epoch_checkpoint(step, held), f"hydra.run.dir={broken}", cwd=work)
+    wait_until(
+        held.exists, timeout=600, child=child, what=f"the hold at a checkpoint at or after step {step}"
     )
+    child.process.kill()
+    assert child.process.wait(timeout=60) == -signal.SIGKILL, child.describe()
     saved = torch.load(broken / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     (position,) = [v for k, v in saved.items() if k.endswith("Data")]  # the datamodule's position
     assert position["batches_done"] > 0, f"killed at step {saved['global_step']}: not inside an epoch"
     assert not saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["is_last_batch"]
+    assert checkpoints_newest_first(broken)[0].name == "last.ckpt"  # nothing was saved after it
+    resumed_at = saved["global_step"]
     where = f"epoch {position['epoch'] + 1}, batch {position['batches_done']}"
-    # A resume takes the newest checkpoint. The kill lands a few milliseconds after last.ckpt is
-    # written; a short epoch can end in that time and save its best-*.ckpt, which is then the newest.
-    newest = checkpoints_newest_first(broken)[0]
-    resumed_at = torch.load(newest, map_location="cpu", weights_only=True)["global_step"]
-    print(
-        f"{case}: last.ckpt at step {saved['global_step']}, {where}; newest {newest.name}, step {resumed_at}"
-    )
+    print(f"{case}: last.ckpt at step {resumed_at}, {where}")
 
-    resumed = run("train.py", f"resume={broken}", cwd=work)
+    # its saved overrides add the hold again, which does not hold twice (and needs `tests` importable)
+    resumed = run("train.py", f"resume={broken}", cwd=work, PYTHONPATH=str(ROOT))
     assert resumed.returncode == 0, resumed.why()
     assert f"resuming {broken}" in resumed.stdout
     assert same_ending(straight, broken), (metrics(straight), metrics(broken))

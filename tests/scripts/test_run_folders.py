@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,13 +28,9 @@ def test_four_runs_started_in_the_same_second_each_complete_in_their_own_folder(
     corpus = write_repetitive_corpus(tmp_path / "corpus.txt")
     work = tmp_path / "work"
     work.mkdir()
-    (tmp_path / "home").mkdir()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path / "home"),  # matplotlib's cache and config go there, not into the real ~
-        "RNNLAB_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {"PATH": "/usr/bin:/bin", "RNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    # the test's HOME and the session's matplotlib folder: without them matplotlib writes into the real ~
+    env |= {name: os.environ[name] for name in ("HOME", "MPLCONFIGDIR")}
     args = [
         *TINY,
         f"data.path={corpus}",

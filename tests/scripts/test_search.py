@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from rnnlab.search.study import dashboard_command, open_storage
+from tests.holds import hold_as_epoch_starts
 from tests.project import (
     ROOT,
+    Child,
     Finished,
     call,
     chromium,
@@ -30,6 +32,7 @@ from tests.project import (
     rendered_page,
     run,
     wait_all,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow  # whole searches
@@ -161,27 +164,24 @@ def test_max_failures_stops_a_search_whose_trials_only_fail(workdir, repetitive_
     assert states(study) == ["FAIL", "FAIL"]
 
 
-def unfinished_job(sweep_dir: Path) -> Path | None:
-    """A job folder with a checkpoint but no metrics.json yet (killed now, it has something to resume)."""
-    for job in sweep_dir.glob("*/checkpoints/last.ckpt"):
-        if not (job.parent.parent / "metrics.json").exists():
-            return job.parent.parent
-    return None
-
-
 # journal: Optuna's journal file, named relative to the folder the command runs in
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, repetitive_corpus, capfd):
+def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, repetitive_corpus, tmp_path):
+    # The second trial holds (tests/holds.py) as its second epoch starts, its first one checkpointed,
+    # and the search is killed there: the same point on any machine, however fast or loaded.
+    held = tmp_path / "held"
     command = [
         *SMALL,
         f"data.path={repetitive_corpus}",
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=3",
         *(["hydra.sweeper.storage=journal://study.log"] if kind == "journal" else []),
+        *hold_as_epoch_starts(1, held, trial=1),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(workdir.parent / "no-data-here")
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(ROOT)  # the trials import tests.holds
     log = new_output_file("search")
     search = launch(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *command],
@@ -190,27 +190,20 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, 
         stdout=log,
         stderr=None,
     )
-    killed, deadline = None, time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and search.poll() is None:
-            time.sleep(0.3)
-            sweeps = list((workdir / "outputs" / "multirun").glob("*/*"))
-            done = sweeps and list(sweeps[0].glob("*/metrics.json"))
-            killed = sweeps and done and unfinished_job(sweeps[0])
-            if killed:  # the second trial is running and has saved a checkpoint
-                os.killpg(search.pid, signal.SIGKILL)
-                break
-    finally:
-        if search.poll() is None:
-            os.killpg(search.pid, signal.SIGKILL)
-        search.wait()
-    assert killed, "the search ended before its second trial saved a checkpoint"
+    wait_until(held.exists, timeout=600, child=Child(search, log), what="the second trial's hold")
+    os.killpg(search.pid, signal.SIGKILL)
+    search.wait(timeout=60)
     sweep_dir = sweep_dir_of(workdir)
+    (killed,) = [  # the job with a checkpoint and no metrics.json
+        last.parents[1]
+        for last in sweep_dir.glob("*/checkpoints/last.ckpt")
+        if not (last.parents[1] / "metrics.json").exists()
+    ]
     url = f"sqlite:///{sweep_dir / 'study.db'}" if kind == "sqlite" else f"journal://{workdir / 'study.log'}"
     before = load_study(open_storage(url)).get_trials()
     assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
 
-    resumed = call("train.py", *command, f"resume={sweep_dir}", cwd=workdir, capfd=capfd)
+    resumed = run("train.py", *command, f"resume={sweep_dir}", cwd=workdir, PYTHONPATH=str(ROOT))
     assert resumed.returncode == 0, output(resumed)[-3000:]
     assert "resume: left running, trial 1 goes on with the same parameters" in output(resumed)
     after = load_study(open_storage(url)).get_trials()

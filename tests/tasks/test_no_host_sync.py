@@ -2,10 +2,14 @@
 
 On a GPU, CUDA's sync-debug mode turns every synchronisation into an error. Everywhere else (CI has
 no GPU), the same runs go on the CPU with the accelerator path forced, and a `TorchFunctionMode`
-counts the host reads (`item`, `bool`, `tolist`, `cpu`, `numpy`, `float`, `int`, `index`) of
-tensors that would live on the device: the network's parameters and buffers, the batch, the token
-ids gathered from (on an accelerator they are on it), the gradients, and whatever is computed from
-them. Host-side tensors (Adam's step count, the sampler's draws) are read freely on any device.
+counts what would make the host wait for tensors that would live on the device: reads (`item`,
+`bool`, `tolist`, `numpy`, `float`, `int`, `index`), blocking copies to the host (`cpu`, `to` a CPU
+device, `copy_` into a host tensor) and results whose shape depends on the values (`nonzero`,
+`masked_select`, `unique`..., indexing with a boolean mask). The tensors followed are the network's
+parameters and buffers, the batch, the token ids gathered from (on an accelerator they are on it),
+the gradients, and whatever is computed from them. Host-side tensors (Adam's step count, the
+sampler's draws) are read freely on any device. A positive control plants one of each in the quiet
+steps and checks that the counter counts it: a torch upgrade that blinded it would fail there.
 
 The accelerator path is forced in two places, both by monkeypatching here (no switch in the package):
 - the loss reaches `Task.on_before_backward` as a tensor that says it is on `cuda:0`
@@ -28,13 +32,16 @@ from torch.overrides import TorchFunctionMode
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.run.build import build
 from rnnlab.tasks.base import Task
+from rnnlab.tasks.language_model import LanguageModelTask
+from tests.ci_skips import needs_cuda
 from tests.project import compose_train, write_repetitive_corpus
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 SETTINGS = [[], ["data.sampling=random", "task.tbptt_steps=7"]]
 # Optimiser steps per loader batch in each setting: 8 windows (the default), of 1 or 2 pieces (10 = 7 + 3).
 STEPS_PER_BATCH = {(): 8, ("data.sampling=random", "task.tbptt_steps=7"): 16}
 HOST_READS = {"item", "__bool__", "tolist", "cpu", "numpy", "__float__", "__int__", "__index__"}
+# Results whose shape depends on the values: the host waits for them to size the output.
+DATA_DEPENDENT_SHAPES = {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount"}
 ON_DEVICE = "would_be_on_device"  # an attribute this test sets on the tensors it follows
 # Lightning converts `prog_bar` values with `.item()` after every batch
 # (logger_connector.on_batch_end -> _ResultCollection.metrics -> convert_tensors_to_scalars); the task
@@ -114,9 +121,51 @@ def any_on_device(value) -> bool:
     return on_device(value)
 
 
+def non_blocking(args: tuple, kwargs: dict) -> bool:
+    """A copy's `non_blocking` (the first bool among the arguments of `to` and `copy_`)."""
+    return bool(kwargs.get("non_blocking", next((a for a in args if isinstance(a, bool)), False)))
+
+
+def to_the_host(args: tuple, kwargs: dict) -> bool:
+    """Whether `tensor.to(*args, **kwargs)` (`args` past the tensor) copies it to the CPU: to a device
+    named "cpu", or to a host tensor's device (`to(other)`). A `torch.device` object is not counted:
+    here, where every tensor is on the CPU, one usually comes from a followed tensor's `.device` and
+    stands for the accelerator (`clip_grad_norm_` moves the norms to its gradients' device)."""
+    target = kwargs.get("device")
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            return not on_device(arg)
+        if isinstance(arg, (str, torch.device)):
+            target = arg
+    return isinstance(target, str) and torch.device(target).type == "cpu"
+
+
+def boolean_mask_on_device(index) -> bool:
+    items = index if isinstance(index, (tuple, list)) else (index,)
+    return any(on_device(item) and item.dtype == torch.bool for item in items)
+
+
+def makes_the_host_wait(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether the call `name(*args, **kwargs)` would make the host wait for the device."""
+    if not args:
+        return False
+    if name in HOST_READS or name in DATA_DEPENDENT_SHAPES:
+        return on_device(args[0])
+    if name == "where" and len(args) == 1 and not kwargs:  # torch.where(condition): nonzero
+        return on_device(args[0])
+    if name == "to":
+        return on_device(args[0]) and to_the_host(args[1:], kwargs) and not non_blocking(args[1:], kwargs)
+    if name == "copy_":  # destination.copy_(source)
+        source_on_device = len(args) > 1 and on_device(args[1])
+        return source_on_device and not on_device(args[0]) and not non_blocking(args[2:], kwargs)
+    if name in ("__getitem__", "__setitem__"):
+        return len(args) > 1 and boolean_mask_on_device(args[1])
+    return False
+
+
 class HostReadCounter(TorchFunctionMode):
     """Follows which tensors would be on the device (what is computed from one is on it too) and,
-    while `counting`, records each host read of one, with where it happened."""
+    while `counting`, records each call that would make the host wait for one, with where it happened."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,7 +175,7 @@ class HostReadCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if self.counting and name in HOST_READS and args and on_device(args[0]):
+        if self.counting and makes_the_host_wait(name, args, kwargs):
             frames = traceback.extract_stack(limit=8)[:-1]
             where = " <- ".join(
                 f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames)
@@ -272,4 +321,64 @@ def test_on_the_cpu_training_steps_between_logging_steps_read_nothing_from_the_d
     reads = device_reads(checker, allowed=())  # Lightning's progress-bar conversion included
     assert not reads, "host reads of device tensors in quiet steps:\n" + "\n".join(
         f"{n} x {where}" for where, n in reads.items()
+    )
+
+
+# -- the positive control: what the counter must count, planted in every optimiser step -----------------
+def plant_item(logits: torch.Tensor) -> None:
+    logits.sum().item()
+
+
+def plant_cpu(logits: torch.Tensor) -> None:
+    logits.cpu()
+
+
+def plant_to_cpu(logits: torch.Tensor) -> None:
+    logits.to("cpu")
+
+
+def plant_copy_to_host(logits: torch.Tensor) -> None:
+    torch.empty(logits.shape).copy_(logits)
+
+
+def plant_nonzero(logits: torch.Tensor) -> None:
+    (logits > 0).nonzero()
+
+
+def plant_mask_index(logits: torch.Tensor) -> None:
+    logits[logits > 0]
+
+
+PLANTED = {
+    f.__name__: f
+    for f in (plant_item, plant_cpu, plant_to_cpu, plant_copy_to_host, plant_nonzero, plant_mask_index)
+}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> CountsHostReads:
+    """The first setting's run with every plant called on the logits of every optimiser step."""
+    corpus = write_repetitive_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
+    loss = LanguageModelTask.loss
+
+    def loss_with_planted_waits(self, logits, targets):
+        for plant in PLANTED.values():
+            plant(logits.detach())
+        return loss(self, logits, targets)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        force_the_accelerator_path(monkeypatch)
+        monkeypatch.setattr(LanguageModelTask, "loss", loss_with_planted_waits)
+        checker = CountsHostReads()
+        train_checked(tmp_path_factory.mktemp("run"), corpus, "cpu", SETTINGS[0], checker)
+    return checker
+
+
+@pytest.mark.xdist_group("host-reads")
+@pytest.mark.parametrize("plant", PLANTED)
+def test_the_counter_counts_a_planted_wait_at_every_quiet_step(planted, plant):
+    counted = sum(n for where, n in planted.counter.reads.items() if f" {plant}" in where)
+    assert planted.checked == 16
+    assert counted == planted.checked * STEPS_PER_BATCH[()], (
+        f"{plant}: {counted} counted; the counter is blind to it:\n" + "\n".join(planted.counter.reads)
     )

@@ -19,6 +19,7 @@ import pytest
 
 from rnnlab.errors import UserError
 from rnnlab.tracking.mlflow import check_installed, check_tracking_uri
+from tests.ci_skips import unavailable
 from tests.project import TINY, call, chromium, rendered_page, run_dirs, write_repetitive_corpus
 
 needs_mlflow = pytest.mark.skipif(
@@ -69,7 +70,7 @@ def tracked(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A finished 2-epoch run with logger=tensorboard_mlflow, resumed for a third epoch;
     yields (its working dir, the run dir, metrics.json after the first part)."""
     if importlib.util.find_spec("mlflow") is None:
-        pytest.skip('MLflow is not installed: pip install -e ".[track]"')
+        unavailable('MLflow is not installed: pip install -e ".[track]"')
     workdir = tmp_path_factory.mktemp("mlflow") / "work"
     workdir.mkdir()
     corpus = write_repetitive_corpus(workdir.parent / "corpus.txt")

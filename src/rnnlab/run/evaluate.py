@@ -92,14 +92,20 @@ class EvalConfig:
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """The run's best checkpoint (as its metrics.json names it), else its newest best-*, else last."""
+    """The run's best checkpoint (as its metrics.json names it), else its newest best-*, else last.
+
+    The named file is looked for in this folder's checkpoints/ first: metrics.json holds the path the
+    run had, and in a copied run folder that path is the original's (scoring it would score, and write
+    eval.json beside, another folder's checkpoint)."""
     try:
         named = read_json(run_dir / "metrics.json").get("best_checkpoint")
     except Unreadable:
         named = None
-    if named and Path(named).is_file():
-        return Path(named)
     folder = run_dir / "checkpoints"
+    if isinstance(named, str) and named:
+        for candidate in (folder / Path(named).name, Path(named)):
+            if candidate.is_file():
+                return candidate
     found = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime) or [
         p for p in (folder / "last.ckpt", folder / "interrupted.ckpt") if p.is_file()
     ]

@@ -102,3 +102,17 @@ def test_a_sha256_config_verifies_the_download_with_sha256(http_server, tmp_path
     with pytest.raises(UserError, match=f"has SHA256 {good}, expected 0000"):
         wrong.prepare()
     assert not list((tmp_path / "other").iterdir())  # nothing left behind
+
+
+def test_a_datamodule_built_without_a_data_dir_uses_rnnlab_data_dir_as_the_configs_do(
+    isolated, repetitive_corpus, monkeypatch
+):
+    from rnnlab.data.lessons.mnist import MNISTData
+    from rnnlab.data.text.datamodule import LanguageModelData
+
+    text = LanguageModelData(path=str(repetitive_corpus), batch_size=4, num_steps=10)
+    text.prepare_data()  # tokenises into <data dir>/cache/
+    assert list((isolated.data_dir / "cache").iterdir())
+    assert MNISTData().folder() == isolated.data_dir / "mnist"
+    monkeypatch.delenv("RNNLAB_DATA_DIR")
+    assert MNISTData().folder() == isolated.home / ".cache" / "rnnlab" / "mnist"  # the documented default

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import urllib.error
 import urllib.request
 import zlib
@@ -18,6 +19,14 @@ from rnnlab.errors import UserError
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+def default_data_dir() -> str:
+    """The data directory of a datamodule built without one: `$RNNLAB_DATA_DIR`, as the configs'
+    `paths.data_dir` reads it, else `~/.cache/rnnlab`."""
+    return os.environ.get("RNNLAB_DATA_DIR") or "~/.cache/rnnlab"
+
+
 AGAIN = "delete it to download it again (or replace it with a good copy)"
 
 

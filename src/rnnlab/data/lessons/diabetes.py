@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from rnnlab.contract import ClassInputs, InputKind
-from rnnlab.data.files.download import DataFile, read_content
+from rnnlab.data.files.download import DataFile, default_data_dir, read_content
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.errors import UserError
@@ -157,7 +157,7 @@ class DiabetesData(InMemoryData):
     def __init__(
         self,
         path: str | None = None,
-        data_dir: str = "~/.cache/rnnlab",
+        data_dir: str | None = None,  # None: $RNNLAB_DATA_DIR, else ~/.cache/rnnlab
         filename: str = "diabetes.csv.gz",
         url: str | None = COURSE_URL,
         sha1: str | None = COURSE_SHA1,
@@ -170,7 +170,7 @@ class DiabetesData(InMemoryData):
         super().__init__(batch_size, eval_batch_size, seed)
         if rescale not in RESCALE:
             raise UserError(f"data.rescale={rescale!r} is unknown; choose one of {', '.join(RESCALE)}")
-        self.file = DataFile(path, data_dir, filename, url, sha1, content=True)
+        self.file = DataFile(path, data_dir or default_data_dir(), filename, url, sha1, content=True)
         self.fractions = check_fractions(splits)  # `self.splits` holds the tensors (base class)
         self.rescale = rescale
         self.class_names: list[str] = OUTCOME_CLASSES

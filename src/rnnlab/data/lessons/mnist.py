@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from rnnlab.contract import ClassInputs, InputKind
-from rnnlab.data.files.download import fetch_verified, file_digest
+from rnnlab.data.files.download import default_data_dir, fetch_verified, file_digest
 from rnnlab.data.files.idx import read_idx
 from rnnlab.data.lessons.in_memory import InMemoryData, Split
 from rnnlab.errors import UserError
@@ -44,7 +44,7 @@ class MNISTData(InMemoryData):
 
     def __init__(
         self,
-        data_dir: str = "~/.cache/rnnlab",
+        data_dir: str | None = None,  # None: $RNNLAB_DATA_DIR, else ~/.cache/rnnlab
         path: str | None = None,
         mirrors: Sequence[str] = MIRRORS,
         batch_size: int = 64,
@@ -55,7 +55,8 @@ class MNISTData(InMemoryData):
         super().__init__(batch_size, eval_batch_size, seed)
         if val_size < 1:
             raise UserError(f"data.val_size={val_size} must be at least 1 (the validation images)")
-        self.data_dir, self.path, self.mirrors, self.val_size = data_dir, path, list(mirrors), val_size
+        self.data_dir, self.path = data_dir or default_data_dir(), path
+        self.mirrors, self.val_size = list(mirrors), val_size
 
     def folder(self) -> Path:
         """Where the four files are read from."""

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rnnlab.contract import InputKind, TextInputs
-from rnnlab.data.files.download import DataFile
+from rnnlab.data.files.download import DataFile, default_data_dir
 from rnnlab.data.position import TrainingPosition
 from rnnlab.data.splits import check_fractions, cut
 from rnnlab.data.streams import (
@@ -68,7 +68,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
     def __init__(
         self,
         path: str | None = None,
-        data_dir: str = "~/.cache/rnnlab",
+        data_dir: str | None = None,  # None: $RNNLAB_DATA_DIR, else ~/.cache/rnnlab
         filename: str | None = None,
         url: str | None = None,
         sha1: str | None = None,
@@ -125,7 +125,7 @@ class LanguageModelData(TrainingPosition, L.LightningDataModule):
             raise UserError(f"data.sampling={sampling!r} is unknown; choose one of {', '.join(SAMPLING)}")
         if path is None and filename is None:
             raise UserError("this dataset needs a file: pass data.path=FILE")
-        self.file = DataFile(path, data_dir, filename, url, sha1, sha256=sha256)
+        self.file = DataFile(path, data_dir or default_data_dir(), filename, url, sha1, sha256=sha256)
         self.member = member  # the corpus inside a zip archive (text8, enwik8), read without unpacking
         self.preprocess, self.tokens, self.max_tokens, self.splits = (
             preprocess,

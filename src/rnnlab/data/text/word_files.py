@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.data.files.download import DataFile
+from rnnlab.data.files.download import DataFile, default_data_dir
 from rnnlab.data.text.corpus import check_text_file
 from rnnlab.data.text.datamodule import LanguageModelData
 from rnnlab.data.text.tokens import smallest_dtype
@@ -45,7 +45,7 @@ class WordFilesData(LanguageModelData):
     def __init__(
         self,
         path: str | None = None,
-        data_dir: str = "~/.cache/rnnlab",
+        data_dir: str | None = None,  # None: $RNNLAB_DATA_DIR, else ~/.cache/rnnlab
         folder: str = "wikitext-2",
         files: dict[str, str] | None = None,
         base_url: str | None = None,
@@ -59,6 +59,7 @@ class WordFilesData(LanguageModelData):
         for one_file in ("filename", "url", "sha1", "member"):  # the one-file settings a config inherits
             settings.pop(one_file, None)
         settings.update(tokens="word", preprocess="raw", cache=False)
+        data_dir = data_dir or default_data_dir()
         super().__init__(path=path, data_dir=data_dir, filename=f"{folder}/{files['train']}", **settings)
         sums = dict(sha256 or {})
         self.eos = eos
