@@ -7,7 +7,6 @@ statically and dynamically through `evaluate`, as eval.py does.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from rnnlab.errors import UserError
 from rnnlab.run.dynamic_eval import RULES, DynamicSettings, WeightFollower
 from rnnlab.run.evaluate import EvalConfig, evaluate
 from rnnlab.run.train import train
-from tests.project import TINY, compose_train, load_script, write_repetitive_corpus
+from tests.project import TINY, call, compose_train, write_repetitive_corpus
 
 # Every letter of the corpus, in an order it never shows: a pattern the model did not see in training.
 UNSEEN_PATTERN = "zyxwvutsrqponmlkjihgfedcba "
@@ -85,12 +84,11 @@ def test_with_learning_rate_0_it_is_the_static_stream_exactly(run_dir):
     assert {e["dynamic"]["rule"] for e in entries if e.get("eval_mode") == "dynamic"} >= set(RULES)
 
 
-def test_the_cli_prints_the_result_labelled_dynamic_with_its_settings(run_dir, caplog):
-    main = load_script("eval").main
-    with caplog.at_level(logging.INFO):
-        code = main([f"run={run_dir}", "split=val", "mode=dynamic", "lr=0.05", "decay=0.01"])
-    assert code == 0
-    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("eval:")]
+def test_the_cli_prints_the_result_labelled_dynamic_with_its_settings(run_dir, capfd):
+    settings = ["split=val", "mode=dynamic", "lr=0.05", "decay=0.01"]
+    done = call("eval.py", f"run={run_dir}", *settings, cwd=run_dir.parent, capfd=capfd)
+    assert done.returncode == 0, done.why()
+    (line,) = [x for x in (done.stdout + done.stderr).splitlines() if "eval:" in x]
     assert "val loss_dynamic" in line and "dynamic, segments of 20" in line and "lr 0.05" in line
     assert "val loss " not in line
 
