@@ -21,8 +21,8 @@ USAGE = "python scripts/eval.py (run=RUN_DIR | ckpt=PATH) [key=value ...]"
 
 
 def help_text() -> str:
-    from rnnlab.command_line import settings_help
     from rnnlab.run.evaluate import EvalConfig
+    from rnnlab.settings_help import settings_help
 
     description = (
         "Score a trained checkpoint without training: its run's test (or val) split, or another text "
@@ -34,8 +34,8 @@ def help_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rnnlab.command_line import asks_for_help, unknown_setting
     from rnnlab.run.evaluate import EvalConfig
+    from rnnlab.settings_help import asks_for_help, unknown_setting
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if asks_for_help(argv):

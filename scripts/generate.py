@@ -47,7 +47,7 @@ class GenerateConfig:
 
 
 def help_text() -> str:
-    from rnnlab.command_line import settings_help
+    from rnnlab.settings_help import settings_help
 
     description = (
         "Text from a trained language model, printed as it is generated. Greedy by default "
@@ -59,7 +59,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rnnlab.command_line import asks_for_help, unknown_setting
+    from rnnlab.settings_help import asks_for_help, unknown_setting
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if asks_for_help(argv):
