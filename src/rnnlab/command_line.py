@@ -15,10 +15,6 @@ Hydra must know a run's (or a sweep's) folder before it starts, so `rewrite_comm
   plus the new ones, which may only change how long and how it is run (`RESUMABLE`), and its folder.
 - Under `-m`, `resume=SWEEP_DIR` re-runs a sweep into its folder, if the command is the sweep's own.
 
-It also makes the `--help` of the scripts that take `key=value` settings without Hydra (eval.py,
-generate.py) from their config dataclass (`settings_help`): each field's name, default and meaning
-(`field(metadata={"help": ...})`), so the text cannot fall behind the settings it describes.
-
 What a resumed run then does in its folder is `rnnlab.run.resume`. Kept free of torch and lightning.
 """
 
