@@ -219,6 +219,21 @@ def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> sub
 
 # -- children ---------------------------------------------------------------------------------------
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
+# The data-parallel tests' run (torchrun and srun against one process): 8 streams of 10 characters a
+# batch, 2 epochs of a random text given as data.path
+DISTRIBUTED_RUN = [
+    "data=text",
+    "data.batch_size=8",
+    "data.eval_batch_size=4",
+    "data.num_steps=10",
+    "model=gru",
+    "model.hidden_size=16",
+    "optimizer=sgd",
+    "optimizer.lr=0.5",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "seed=5",
+]
 # Set by tests/conftest.py (per test process): where children's output files go.
 CHILD_OUTPUT: Path | None = None
 

@@ -13,24 +13,9 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_preemption import user_folder
-from tests.project import ROOT, run
+from tests.project import DISTRIBUTED_RUN, ROOT, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
-
-# test_distributed.py's run: 8 streams of 10 characters a batch, 2 epochs of a random text
-RUN = [
-    "data=text",
-    "data.batch_size=8",
-    "data.eval_batch_size=4",
-    "data.num_steps=10",
-    "model=gru",
-    "model.hidden_size=16",
-    "optimizer=sgd",
-    "optimizer.lr=0.5",
-    "trainer.max_epochs=2",
-    "trainer.deterministic=true",
-    "seed=5",
-]
 
 
 def test_two_srun_tasks_train_one_run_in_one_folder_and_match_one_process(
@@ -41,8 +26,10 @@ def test_two_srun_tasks_train_one_run_in_one_folder_and_match_one_process(
     work = user_folder(tmp_path / "work")
     monkeypatch.setenv("RNNLAB_OUTPUT_DIR", "outputs")  # runs go where a user's would: outputs/ in its folder
     sbatch = ["sbatch", "--parsable", f"--chdir={work}", str(ROOT / "cluster" / "ddp.sbatch")]
-    job = on_cluster.command(*sbatch, *RUN, f"data.path={corpus}").strip()
-    one = run("train.py", *RUN, f"data.path={corpus}", f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
+    job = on_cluster.command(*sbatch, *DISTRIBUTED_RUN, f"data.path={corpus}").strip()
+    one = run(
+        "train.py", *DISTRIBUTED_RUN, f"data.path={corpus}", f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path
+    )
     assert one.returncode == 0, one.why()
     on_cluster.wait_until_done(job, timeout=300)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, child_environment, run_command, run_dirs
+from tests.project import DISTRIBUTED_RUN, ROOT, child_environment, run_command, run_dirs
 
 pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
 
@@ -22,18 +22,8 @@ def train(workdir: Path, corpus: Path, *overrides: str, timeout: float = 300) ->
     command = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
-        "data=text",
+        *DISTRIBUTED_RUN,
         f"data.path={corpus}",
-        "data.batch_size=8",
-        "data.eval_batch_size=4",
-        "data.num_steps=10",
-        "model=gru",
-        "model.hidden_size=16",
-        "optimizer=sgd",
-        "optimizer.lr=0.5",
-        "trainer.max_epochs=2",
-        "trainer.deterministic=true",
-        "seed=5",
         "+callbacks.stream_check._target_=tests.project.StreamCheck",
         *overrides,
     ]
