@@ -12,6 +12,8 @@ passes the point again (its saved overrides still add the callback) goes on, as 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,25 @@ def hold(marker: Path) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.1)
     os._exit(70)
+
+
+def hold_until_sigterm(marker: Path) -> None:
+    """Write `marker`, then wait until the process gets SIGTERM (as `scancel` sends it), and return: the
+    handler that was in place (Lightning's: stop at the end of the batch in hand) has it too, so the
+    run then stops as a job told to stop would, one batch later."""
+    told = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def note(signum: int, frame) -> None:
+        told.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, note)
+    marker.write_text(f"{os.getpid()}\n")
+    if not told.wait(HOLD_LIMIT_S):
+        os._exit(70)
+    signal.signal(signal.SIGTERM, previous)
 
 
 class HoldAtMidEpochCheckpoint(L.Callback):
@@ -84,4 +105,46 @@ def hold_as_epoch_starts(epoch: int, marker: Path, trial: int | None = None) -> 
         f"+callbacks.hold.epoch={epoch}",
         f"+callbacks.hold.marker='{marker}'",
         *trial_override,
+    ]
+
+
+class WorkersTogether(L.Callback):
+    """Search workers meet before their first trial trains: each writes `<folder>/<pid>` as its first
+    fit starts and waits until `count` have, so that all of them run at once (whatever each one's
+    start-up took) and each takes a trial before the others can take them all. In the worker whose
+    SLURM array task is `stop_task`, its first trial then holds as epoch 1 starts (epoch 0 validated
+    and checkpointed) until SIGTERM comes, and stops at the end of the next batch."""
+
+    def __init__(self, folder: str, count: int, stop_task: int | None = None) -> None:
+        self.folder, self.count, self.stop_task = Path(folder), count, stop_task
+        self.first_trial = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module) -> None:
+        mine = self.folder / str(os.getpid())
+        self.first_trial = not mine.exists()
+        if not self.first_trial:
+            return
+        mine.write_text(os.environ.get("SLURM_ARRAY_TASK_ID", ""))
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while len(list(self.folder.iterdir())) < self.count:
+            if time.monotonic() > deadline:
+                os._exit(71)
+            time.sleep(0.1)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
+        marker = self.folder.with_name(f"{self.folder.name}-stopped-task")
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        stopping = task == str(self.stop_task) and self.first_trial and not marker.exists()
+        if trainer.current_epoch == 1 and stopping:
+            hold_until_sigterm(marker)
+
+
+def workers_together(folder: Path, count: int, stop_task: int | None = None) -> list[str]:
+    """The overrides that add `WorkersTogether` to each trial of a search's workers."""
+    stop = [] if stop_task is None else [f"+callbacks.together.stop_task={stop_task}"]
+    return [
+        f"+callbacks.together._target_={__name__}.WorkersTogether",
+        f"+callbacks.together.folder='{folder}'",
+        f"+callbacks.together.count={count}",
+        *stop,
     ]

@@ -219,15 +219,6 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, 
     assert len(list(sweep_dir.glob("*/metrics.json"))) == 3
 
 
-def storage_of_kind(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A NEW study storage: no tables (PostgreSQL, SQLite) or no file (journal) yet."""
-    if kind == "postgresql":
-        return request.getfixturevalue("postgres_url")
-    return (
-        f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite" else f"journal://{tmp_path / 'shared.log'}"
-    )
-
-
 def trials_by_worker(trials, sweep_dirs: dict[str, Path]) -> dict[str, list[str]]:
     """'worker: trial number STATE' for each trial a worker trained (its run folder is in its sweep)."""
     found: dict[str, list[str]] = {name: [] for name in sweep_dirs}
@@ -238,19 +229,11 @@ def trials_by_worker(trials, sweep_dirs: dict[str, Path]) -> dict[str, list[str]
     return found
 
 
-# (workers, n_trials): three on PostgreSQL, as the cluster recipe's sbatch --array=0-2; two on the files
-@pytest.mark.parametrize(
-    ("kind", "n_workers", "n_trials"),
-    [
-        pytest.param("postgresql", 3, 6, marks=pytest.mark.xdist_group("postgres")),
-        ("sqlite", 2, 4),
-        ("journal", 2, 4),
-    ],
-)
-def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
-    kind, n_workers, n_trials, tmp_path, repetitive_corpus, request
-):
-    url = storage_of_kind(kind, tmp_path, request)
+# Two workers on one machine, on a new SQLite study. On PostgreSQL and Optuna's journal file, three
+# workers run as a SLURM job array (tests/cluster/test_search_workers.py), as the recipe runs them.
+def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(tmp_path, repetitive_corpus):
+    n_workers, n_trials = 2, 4
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNLAB_", "HYDRA_"))}
     env["RNNLAB_DATA_DIR"] = str(tmp_path / "no-data-here")
     env["PYTHONUNBUFFERED"] = "1"
@@ -281,7 +264,7 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(
     assert len({tuple(sorted(t.params.items())) for t in finished}) == n_trials  # no parameters twice
     sweeps = {name: tmp_path / name / "sweep" for name in names}
     ran = trials_by_worker(finished, sweeps)
-    print(f"{kind}: trials by worker {ran}")  # the transcript (pytest -s)
+    print(f"sqlite: trials by worker {ran}")  # the transcript (pytest -s)
     jobs = {name: len(list(sweep.glob("*/metrics.json"))) for name, sweep in sweeps.items()}
     assert jobs == {name: len(ran[name]) for name in names}  # one run folder per trial, in its worker's sweep
     assert all(jobs.values()), jobs  # every worker ran trials
@@ -354,7 +337,8 @@ def served_json(url: str, server: subprocess.Popen, timeout: float = 60) -> dict
 )
 def test_the_dashboard_command_a_search_prints_serves_its_study(kind, tmp_path, request):
     """The command from `dashboard_command` (the sweeper's "live view" line), run as printed."""
-    url = storage_of_kind(kind, tmp_path, request)
+    journal = f"journal://{tmp_path / 'study.log'}"
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else journal
     study = optuna.create_study(study_name="dashboard_check", storage=open_storage(url))
     for value in (3.0, 2.0, 4.0):
         trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(0.001, 0.1)})

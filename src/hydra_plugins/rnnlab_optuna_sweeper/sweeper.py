@@ -6,8 +6,9 @@ tells the study how each ended: completed with its value, pruned (its job stoppe
 its pruner condemned), or failed (it raised, returned NaN or ±inf, or its metrics.json says failed),
 with the error text as the trial's `error` attribute. The search ends when the study holds
 `n_trials` trials, or stops early after `max_failures` failed ones. Several processes on one storage
-share the study; with `resume=SWEEP_DIR` the trials left running by a killed search go on from their
-checkpoints with the same parameters. Settings are checked first by `rnnlab.search.search_check`.
+share the study; with `resume=SWEEP_DIR` the trials that folder's search left running when it was
+killed go on from their checkpoints with the same parameters (other workers' running trials are left
+to them). Settings are checked first by `rnnlab.search.search_check`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+# user attr of a trial: the sweep folder of the search (the worker) that asked for it
+SWEEP_DIR = "sweep_dir"
 
 
 class RnnlabOptunaSweeper(Sweeper):
@@ -77,14 +81,19 @@ class RnnlabOptunaSweeper(Sweeper):
         return study
 
     def left_running(self, study: Any) -> list[Any]:
-        """Trials a killed search left running whose run no live process writes (taken over on resume)."""
+        """Trials this search's folder left running whose run no live process writes (taken over on
+        resume). Only its own: a trial of another worker on the same study (its run folder is in that
+        worker's sweep folder) may be running on another machine, where no pid of this one tells."""
         from optuna.trial import TrialState
 
         from rnnlab.run.lock import writer_of
 
+        own = str(self.sweep_dir.resolve())
         left = []
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            run_dir = trial.user_attrs.get("run_dir")
+            owner, run_dir = trial.user_attrs.get(SWEEP_DIR), trial.user_attrs.get("run_dir")
+            if owner is not None and owner != own:
+                continue
             if run_dir is None or writer_of(Path(run_dir)) is None:
                 left.append(trial)
         return left
@@ -133,6 +142,7 @@ class RnnlabOptunaSweeper(Sweeper):
                     study.tell(trial.number, state=TrialState.FAIL)
                     break
                 trial.set_user_attr("overrides", self.space.overrides(trial.params))
+                trial.set_user_attr(SWEEP_DIR, str(self.sweep_dir.resolve()))  # whose trial it is
                 if self.twin(study, trial.params, batch) is not None:
                     repeats.append((trial.number, dict(trial.params)))
                 else:
