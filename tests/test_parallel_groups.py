@@ -1,5 +1,5 @@
 """The suite's shared runs (a finished sweep, a trained pair of runs) are built once because every test
-that uses one carries the same `xdist_group` and `pytest -n 4 --dist loadgroup` sends a group to one
+that uses one carries the same `xdist_group` and `pytest -n 3 --dist loadgroup` sends a group to one
 worker. If a pytest or pytest-xdist release stops honouring the mark, nothing fails but time: this test
 makes it fail."""
 

@@ -44,9 +44,10 @@ def storage(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return f"journal://{tmp_path / 'study.log'}"
 
 
-def worker_of(trial, search: Path) -> str:
-    """`worker-N`, whose sweep folder holds the trial's run folder."""
-    return Path(trial.user_attrs["run_dir"]).relative_to(search).parts[0]
+def worker_of(trial, search: Path) -> str | None:
+    """`worker-N`, whose sweep folder holds the trial's run folder (None: its run has not started)."""
+    run_dir = trial.user_attrs.get("run_dir")
+    return None if run_dir is None else Path(run_dir).relative_to(search).parts[0]
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "journal"])
