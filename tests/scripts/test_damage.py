@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.errors import UserError
-from tests.project import ROOT, TINY, load_script, run, write_repetitive_corpus
+from tests.project import ROOT, TINY, call, load_script, run, write_repetitive_corpus
 
 # The sweep the cases copy is built by the CLI, once: one worker runs them all (a module fixture would be
 # built again on every worker, and again whenever a worker came back to this module).
@@ -144,14 +144,18 @@ def finished(tmp_path_factory) -> Path:
     and `search/`: a finished one-trial search."""
     base = tmp_path_factory.mktemp("finished")
     corpus = write_repetitive_corpus(base / "corpus.txt")
-    result = script(
-        "train.py", *SWEEP_ARGS, f"data.path={corpus}", f"hydra.sweep.dir={base / 'sweep'}", cwd=base
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = script(
-        "train.py", *SEARCH_ARGS, f"data.path={corpus}", f"hydra.sweep.dir={base / 'search'}", cwd=base
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # made in-process (what is damaged is the files; the damaged commands run as processes below)
+    for args, folder in ((SWEEP_ARGS, "sweep"), (SEARCH_ARGS, "search")):
+        result = call(
+            "train.py",
+            *args,
+            f"data.path={corpus}",
+            f"hydra.sweep.dir={base / folder}",
+            cwd=base,
+            capfd=None,
+            RNNLAB_DATA_DIR=str(base / "data"),
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RNNLAB_DATA_DIR", str(base / "data"))
         with contextlib.redirect_stderr(io.StringIO()):
