@@ -219,6 +219,14 @@ def rendered_page(url: str, folder: Path, budget_ms: int, timeout: float) -> sub
 
 # -- children ---------------------------------------------------------------------------------------
 TINY = ["data=text", "data.batch_size=4", "data.num_steps=10", "model.hidden_size=16"]
+# lm_optuna with its network fixed small: the learning rate (and the dropout) are what is searched
+SMALL_SEARCH = [
+    "hparams_search=lm_optuna",
+    *TINY,
+    "data.max_tokens=3000",
+    "model.num_layers=1",
+    "task.tbptt_steps=10",
+]
 # The data-parallel tests' run (torchrun and srun against one process): 8 streams of 10 characters a
 # batch, 2 epochs of a random text given as data.path
 DISTRIBUTED_RUN = [

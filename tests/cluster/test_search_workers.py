@@ -14,7 +14,7 @@ from rnnlab.search.study import open_storage
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_preemption import checkpoint_step, user_folder
 from tests.holds import workers_together
-from tests.project import ROOT, write_repetitive_corpus
+from tests.project import ROOT, SMALL_SEARCH, write_repetitive_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
 
@@ -22,19 +22,7 @@ optuna = pytest.importorskip("optuna", reason='the sweep extra is not installed:
 
 SCRIPT = ROOT / "cluster" / "search_workers.sbatch"
 WORKERS, TRIALS, STOPPED = 3, 6, 1  # array tasks 0-2; task 1 is cancelled in its first trial
-# lm_optuna with its network fixed small: the learning rate and the dropout are searched
-SEARCH = [
-    "hparams_search=lm_optuna",
-    f"hydra.sweeper.n_trials={TRIALS}",
-    "data=text",
-    "data.batch_size=4",
-    "data.num_steps=10",
-    "data.max_tokens=3000",
-    "model.hidden_size=16",
-    "model.num_layers=1",
-    "task.tbptt_steps=10",
-    "trainer.max_epochs=3",
-]
+SEARCH = [*SMALL_SEARCH, f"hydra.sweeper.n_trials={TRIALS}", "trainer.max_epochs=3"]
 
 
 def storage(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

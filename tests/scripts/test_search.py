@@ -22,6 +22,7 @@ from rnnlab.search.study import dashboard_command, open_storage
 from tests.holds import hold_as_epoch_starts
 from tests.project import (
     ROOT,
+    SMALL_SEARCH,
     Child,
     Finished,
     call,
@@ -38,18 +39,6 @@ from tests.project import (
 pytestmark = pytest.mark.slow  # whole searches
 
 optuna = pytest.importorskip("optuna", reason='the sweep extra is not installed: pip install -e ".[sweep]"')
-
-# lm_optuna with its network fixed small: the learning rate (and the dropout) are what is searched
-SMALL = [
-    "hparams_search=lm_optuna",
-    "data=text",
-    "data.batch_size=4",
-    "data.num_steps=10",
-    "data.max_tokens=3000",
-    "model.hidden_size=16",
-    "model.num_layers=1",
-    "task.tbptt_steps=10",
-]
 
 
 def load_study(url, name: str = "lm_optuna"):
@@ -82,7 +71,7 @@ def graded_search(tmp_path_factory) -> tuple[Finished, Path]:
     corpus = write_repetitive_corpus(workdir.parent / f"{workdir.name}-corpus.txt")
     result = call(
         "train.py",
-        *SMALL,
+        *SMALL_SEARCH,
         f"data.path={corpus}",
         "model.dropout=0.0",
         "optimizer.lr=choice(0.01,1e-7,-1,1e30)",
@@ -150,7 +139,7 @@ def test_a_hopeless_trial_is_pruned_at_its_first_validation_and_keeps_its_checkp
 def test_max_failures_stops_a_search_whose_trials_only_fail(workdir, repetitive_corpus, capfd):
     result = call(
         "train.py",
-        *SMALL,
+        *SMALL_SEARCH,
         f"data.path={repetitive_corpus}",
         "optimizer.lr=-1",  # fixes the searched rate: every trial raises
         "hydra.sweeper.n_trials=10",
@@ -171,7 +160,7 @@ def test_a_killed_search_resumes_its_study_and_its_running_trial(kind, workdir, 
     # and the search is killed there: the same point on any machine, however fast or loaded.
     held = tmp_path / "held"
     command = [
-        *SMALL,
+        *SMALL_SEARCH,
         f"data.path={repetitive_corpus}",
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=3",
@@ -242,7 +231,7 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(tm
     for worker in names:
         (tmp_path / worker).mkdir()
         command = [
-            *SMALL,
+            *SMALL_SEARCH,
             f"data.path={repetitive_corpus}",
             "trainer.max_epochs=1",
             f"hydra.sweeper.n_trials={n_trials}",
@@ -280,7 +269,9 @@ def test_workers_started_together_on_a_new_study_finish_n_trials_between_them(tm
 def test_bad_search_settings_are_refused_in_one_line_before_anything_is_written(
     workdir, repetitive_corpus, overrides, message, capfd
 ):
-    result = call("train.py", *SMALL, f"data.path={repetitive_corpus}", *overrides, cwd=workdir, capfd=capfd)
+    result = call(
+        "train.py", *SMALL_SEARCH, f"data.path={repetitive_corpus}", *overrides, cwd=workdir, capfd=capfd
+    )
     assert result.returncode == 2, output(result)[-2000:]
     assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[0]]
     assert result.stderr.startswith("error: ") and message in result.stderr
@@ -290,7 +281,7 @@ def test_bad_search_settings_are_refused_in_one_line_before_anything_is_written(
 def test_resume_and_study_name_mismatches_are_refused(workdir, repetitive_corpus, tmp_path, capfd):
     url = f"sqlite:///{tmp_path / 'other.db'}"
     optuna.create_study(study_name="lm_optuna", storage=url, direction="maximize")
-    common = [*SMALL, f"data.path={repetitive_corpus}"]
+    common = [*SMALL_SEARCH, f"data.path={repetitive_corpus}"]
     result = call("train.py", *common, f"hydra.sweeper.storage={url}", cwd=workdir, capfd=capfd)
     assert result.returncode == 2 and "already exists to maximize, not minimize" in result.stderr
     assert not (workdir / "outputs").exists()
@@ -409,7 +400,7 @@ def test_joblib_workers_run_a_batch_of_trials_that_report_through_the_storage(wo
         pytest.skip('the joblib launcher is not installed: pip install -e ".[cluster]"')
     result = run(
         "train.py",
-        *SMALL,
+        *SMALL_SEARCH,
         f"data.path={repetitive_corpus}",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
