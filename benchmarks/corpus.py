@@ -104,13 +104,13 @@ def peak_rss(command: list[str], env: dict[str, str]) -> tuple[int, float]:
     return process.returncode, usage.ru_maxrss / 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="300,1000", help="corpus sizes in MB")
     parser.add_argument("--steps", type=int, default=300, help="training steps of the memory runs")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: speed,startup,memory,ddp")
     parser.add_argument("--out", default="outputs/benchmarks/corpus.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes, skip = [int(s) for s in args.sizes.split(",")], set(filter(None, args.skip.split(",")))
     lines = [f"corpora of {', '.join(f'{s} MB' for s in sizes)}: The Time Machine repeated", ""]
     with tempfile.TemporaryDirectory(prefix="rnnlab-corpus-") as folder:

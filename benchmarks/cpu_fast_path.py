@@ -257,7 +257,7 @@ def settings(preset_dropout: float, args: argparse.Namespace) -> list[Setting]:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=PRESETS)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed training per measurement")
@@ -275,7 +275,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # the child of `rate_in_child`
     parser.add_argument("--flush-denormal", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import torch
 
     if args.threads:

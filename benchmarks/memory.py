@@ -29,11 +29,11 @@ def peak_rss_mb(command: list[str]) -> float:
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_options(parser)
     parser.add_argument("--out", default="outputs/benchmarks/memory.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     # This process must stay small, so it never imports torch: Linux carries the parent's peak RSS
     # into a child's ru_maxrss, and a big parent would hide the children's own peaks.

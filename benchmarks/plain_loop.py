@@ -21,7 +21,7 @@ from pathlib import Path
 from common import add_data_option, plain_tokens_per_s
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="rnn", choices=["rnn_scratch", "rnn", "gru", "lstm"])
     parser.add_argument("--hidden-size", type=int, required=True)
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     add_data_option(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import torch
 

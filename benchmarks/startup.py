@@ -36,13 +36,13 @@ def median_first_step_seconds(args: argparse.Namespace) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3)
     add_data_option(parser)
     parser.add_argument("--out", default="outputs/benchmarks/startup.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     compose_s = wall_time([sys.executable, "scripts/train.py", "--cfg", "job"], args.repeats)
     lightning_s = wall_time([sys.executable, "-c", "import lightning"], args.repeats)

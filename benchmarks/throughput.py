@@ -215,7 +215,7 @@ def batch_size_cell(model: str, batch: int, args: argparse.Namespace) -> str:
     return f"{rate:,.0f}" + (f" ({batches} loader batches)" if batches < args.steps // k else "")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_options(parser)
     parser.add_argument("--warmup", type=int, default=20, help="steps left out of each measurement")
@@ -230,7 +230,7 @@ def main() -> None:
         help="data.windows_per_batch of (a); default: the config's",
     )
     parser.add_argument("--out", default="outputs/benchmarks/throughput.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     models = args.models.split(",")
 
     lines = [

@@ -433,7 +433,19 @@ def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None
     `capfd` (file descriptors too; None, in a fixture of a wider scope: by `captured_output`), and the
     process as it was afterwards (`kept_process_state`). For a test of output, refusals and files written;
     what only a process shows (a signal, a kill, a terminal, several ranks) needs `run` or `start`."""
-    main = load_script(Path(script).stem).main
+    return call_main(load_script(Path(script).stem).main, script, *args, cwd=cwd, capfd=capfd, **env)
+
+
+def call_main(
+    main: Callable[[list[str]], int | None],
+    name: str,
+    *args: str,
+    cwd: Path,
+    capfd: pytest.CaptureFixture | None,
+    **env: str,
+) -> Finished:
+    """`main(ARGS)` of a script (scripts/ or benchmarks/, `name` for the record) as `call` calls it; a
+    `main` that returns None ended as a script that falls off its end: exit status 0."""
     if capfd is not None:
         capfd.readouterr()  # what the test printed before is not the command's
     environment = child_environment(cwd, **env)
@@ -444,13 +456,13 @@ def call(script: str, *args: str, cwd: Path, capfd: pytest.CaptureFixture | None
         os.environ.update(environment)
         os.chdir(cwd)
         try:
-            returncode = main(list(args))
+            returncode = main(list(args)) or 0
         except SystemExit as stop:  # a script that ends by raising it, as the interpreter would report it
             returncode = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
         sys.stdout.flush()
         sys.stderr.flush()
     out, err = capfd.readouterr() if capfd is not None else (output["stdout"], output["stderr"])
-    return Finished(["main", script, *args], returncode, out, err)
+    return Finished(["main", name, *args], returncode, out, err)
 
 
 @contextlib.contextmanager
@@ -552,7 +564,10 @@ def run_dirs(root: Path) -> list[Path]:
 
 
 def load_benchmark(name: str):
-    """A script of benchmarks/ as a module, to call its `main` in-process."""
+    """A script of benchmarks/ as a module, to call its `main` in-process. Its folder goes on sys.path,
+    as it is for the script run by hand: the benchmarks import `common` from it."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     return load_module(ROOT / "benchmarks" / f"{name}.py")
 
 

@@ -1,4 +1,6 @@
-"""The benchmark scripts run end to end on a tiny corpus and print tables of positive numbers."""
+"""The benchmark scripts run end to end on a tiny corpus and print tables of positive numbers: each one's
+main called in this process (the processes it starts to measure are real ones), except plain_loop.py,
+whose imports are the point, run as a user starts it."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, child_environment, run_command
+from tests.project import ROOT, call_main, child_environment, load_benchmark, run_command
 
 pytestmark = pytest.mark.slow  # subprocesses that train: `pytest -m "not slow"` leaves them out
 
@@ -29,10 +31,12 @@ def corpus(tmp_path: Path) -> Path:
     return path
 
 
-def run(script: str, corpus: Path, out: Path, *options: str) -> str:
-    env = child_environment(RNNLAB_DATA_DIR=str(corpus.parent))  # never read or download the real corpus
-    command = [sys.executable, f"benchmarks/{script}", *options, f"--data-path={corpus}", f"--out={out}"]
-    result = run_command(command, cwd=ROOT, env=env, timeout=300)
+def run(script: str, corpus: Path, out: Path, *options: str, capfd) -> str:
+    """The benchmark's main in this process (what it starts, it starts as processes), on the corpus."""
+    main = load_benchmark(Path(script).stem).main
+    options = (*options, f"--data-path={corpus}", f"--out={out}")
+    # RNNLAB_DATA_DIR: the benchmark and its children never read or download the real corpus
+    result = call_main(main, script, *options, cwd=ROOT, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent))
     assert result.returncode == 0, result.why()
     assert out.read_text() in result.stdout  # the table printed is the table written
     return out.read_text()
@@ -49,11 +53,11 @@ def row(table: str, first_cell: str) -> list[float]:
     return numbers(next(line for line in table.splitlines() if line.startswith(f"| {first_cell} |")))
 
 
-def test_throughput(corpus, tmp_path):
+def test_throughput(corpus, tmp_path, capfd):
     out = tmp_path / "throughput.md"
     options = "--models rnn --steps 8 --warmup 2 --repeats 1 --device cpu --batch-sizes 8,16,4096"
     options += " --windows-per-batch 2"
-    table = run("throughput.py", corpus, out, *options.split())
+    table = run("throughput.py", corpus, out, *options.split(), capfd=capfd)
     rnn = row(table, "rnn")  # hidden, plain, rnnlab, ratio, one window per batch, ratio, bare ratio
     assert rnn[0] == 256  # conf/model/rnn.yaml's size
     assert len(rnn) == 7 and all(x > 0 for x in rnn)
@@ -68,8 +72,8 @@ def test_throughput(corpus, tmp_path):
     assert re.search(r"both hidden 512, plain loop: [\d,]+ vs [\d,]+ tokens/s", table)
 
 
-def test_startup(corpus, tmp_path):
-    table = run("startup.py", corpus, tmp_path / "startup.md", "--repeats", "1")
+def test_startup(corpus, tmp_path, capfd):
+    table = run("startup.py", corpus, tmp_path / "startup.md", "--repeats", "1", capfd=capfd)
     for first in (
         "`train.py --cfg job`",
         "`python -c 'import lightning'`",
@@ -79,8 +83,8 @@ def test_startup(corpus, tmp_path):
         assert seconds > 0
 
 
-def test_memory(corpus, tmp_path):
-    table = run("memory.py", corpus, tmp_path / "memory.md", "--models", "rnn", "--steps", "3")
+def test_memory(corpus, tmp_path, capfd):
+    table = run("memory.py", corpus, tmp_path / "memory.md", "--models", "rnn", "--steps", "3", capfd=capfd)
     ours, plain, ratio = row(table, "rnn")
     assert ours > 0 and plain > 0 and ratio > 0
 
@@ -101,14 +105,13 @@ def test_plain_loop_never_imports_lightning_or_hydra(corpus):
     }
 
 
-def test_corpus(tmp_path):
+def test_corpus(tmp_path, capfd):
     """benchmarks/corpus.py on a 1 MB corpus it generates (and deletes), DDP part included. Its start-up
     part is left out: it times benchmarks/common.py's first_step_seconds, which test_startup runs, and
     the memory part runs it too (to warm the cache)."""
     out = tmp_path / "corpus.md"
     options = ["--sizes", "1", "--steps", "5", "--skip", "startup", f"--out={out}"]
-    command = [sys.executable, "benchmarks/corpus.py", *options]
-    result = run_command(command, cwd=ROOT, env=child_environment(), timeout=300)
+    result = call_main(load_benchmark("corpus").main, "corpus.py", *options, cwd=ROOT, capfd=capfd)
     assert result.returncode == 0, result.why()
     table = out.read_text()
     for kind in ("char (raw)", "char (d2l)", "byte (raw)", "word (raw)"):
@@ -118,7 +121,7 @@ def test_corpus(tmp_path):
     assert "exit 0, cache built 1 time(s)" in table
 
 
-def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path):
+def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path, capfd):
     out = tmp_path / "quality"
     options = ["--minutes=0.05", "--val-every=16", f"--out={out}"]
     tiny = [
@@ -128,9 +131,10 @@ def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path):
         "data.num_steps=10",
         "model.hidden_size=16",
     ]
-    command = [sys.executable, "benchmarks/quality.py", *options, *(f"--set={s}" for s in tiny)]
-    result = run_command(
-        command, cwd=ROOT, env=child_environment(RNNLAB_DATA_DIR=str(corpus.parent)), timeout=300
+    options += [f"--set={s}" for s in tiny]
+    main = load_benchmark("quality").main
+    result = call_main(
+        main, "quality.py", *options, cwd=ROOT, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent)
     )
     assert result.returncode == 0, result.why()
     rows = out.with_suffix(".csv").read_text().splitlines()
@@ -168,13 +172,13 @@ def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
     assert "is not a run folder" in capsys.readouterr().err
 
 
-def test_cpu_fast_path(corpus, tmp_path):
+def test_cpu_fast_path(corpus, tmp_path, capfd):
     """One preset (a LayerStack LSTM with weight dropout, made tiny): the oneDNN table, the settings and
     one cell of the batch-by-window table."""
     tiny = ["model.hidden_size=16", "model.embedding_dim=8", "data.batch_size=4", "data.num_steps=10"]
     options = ["--presets=timemachine_best", "--grid-preset=timemachine_best", "--seconds=0.2"]
     options += ["--warmup=1", "--batch-sizes=4", "--windows=8", *(f"--set={s}" for s in tiny)]
-    table = run("cpu_fast_path.py", corpus, tmp_path / "cpu_fast_path.md", *options)
+    table = run("cpu_fast_path.py", corpus, tmp_path / "cpu_fast_path.md", *options, capfd=capfd)
     for weight_dropout in ("0", "0.234"):  # without, and with the preset's own
         line = next(x for x in table.splitlines() if x.startswith(f"| timemachine_best | {weight_dropout} |"))
         assert "| yes / yes |" in line, line  # every training layer call ran oneDNN forward and backward

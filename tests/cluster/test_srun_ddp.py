@@ -13,13 +13,13 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_preemption import user_folder
-from tests.project import DISTRIBUTED_RUN, ROOT, run
+from tests.project import DISTRIBUTED_RUN, ROOT, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
 
 
 def test_two_srun_tasks_train_one_run_in_one_folder_and_match_one_process(
-    on_cluster: Cluster, tmp_path: Path, monkeypatch
+    on_cluster: Cluster, tmp_path: Path, monkeypatch, capfd
 ):
     corpus = tmp_path / "random.txt"
     corpus.write_text("".join(random.Random(0).choices(string.ascii_lowercase + " ", k=12000)))
@@ -27,8 +27,13 @@ def test_two_srun_tasks_train_one_run_in_one_folder_and_match_one_process(
     monkeypatch.setenv("RNNLAB_OUTPUT_DIR", "outputs")  # runs go where a user's would: outputs/ in its folder
     sbatch = ["sbatch", "--parsable", f"--chdir={work}", str(ROOT / "cluster" / "ddp.sbatch")]
     job = on_cluster.command(*sbatch, *DISTRIBUTED_RUN, f"data.path={corpus}").strip()
-    one = run(
-        "train.py", *DISTRIBUTED_RUN, f"data.path={corpus}", f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path
+    one = call(  # the one-process run: train.py's main here, while the job runs
+        "train.py",
+        *DISTRIBUTED_RUN,
+        f"data.path={corpus}",
+        f"hydra.run.dir={tmp_path / 'one'}",
+        cwd=tmp_path,
+        capfd=capfd,
     )
     assert one.returncode == 0, one.why()
     on_cluster.wait_until_done(job, timeout=300)

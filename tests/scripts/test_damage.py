@@ -9,13 +9,15 @@ a run's checkpoints, metrics.json, .hydra/{overrides,hydra,config}.yaml, event f
 checkpoints/eval.json; the token cache's meta.json, vocab.json and ids.bin; a sweep's
 sweep_command.yaml; a search's study.db.
 
-What the cases copy is built once per session (subprocesses): a finished two-job sweep, one job
-scored by eval.py (its eval.json), and a finished one-trial search. The commands run in-process
-where that reads the files the same way (rewrite_command and job_plan for a resume, the datamodule
-for a new run, the scripts' main functions); a search's resume runs as the command itself. A resume
-that recovers in the matrix must also train: `test_a_resume_past_a_damaged_file_trains_to_the_end`
-resumes past each file a resume reads, to the end of a longer schedule. `test_as_a_user_sees_it`
-runs each kind of command once as a subprocess. A new file joins the matrix with one line in `FILES`.
+What the cases copy is built once per session, by train.py's and eval.py's main in this process: a
+finished two-job sweep, one job scored by eval.py (its eval.json), and a finished one-trial search.
+The commands run in-process where that reads the files the same way (rewrite_command and job_plan for
+a resume, the datamodule for a new run, the scripts' main functions); a search's resume runs train.py's
+whole main. A resume that recovers in the matrix must also train:
+`test_a_resume_past_a_damaged_file_trains_to_the_end` resumes past each file a resume reads, through
+train.py's main (Hydra and Lightning), to the end of a longer schedule. `test_as_a_user_sees_it` runs
+each kind of command once as a subprocess, as a user starts it. A new file joins the matrix with one
+line in `FILES`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.errors import UserError
-from tests.project import ROOT, TINY, call, load_script, run, write_repetitive_corpus
+from tests.project import ROOT, TINY, call, load_script, write_repetitive_corpus
 
 # The sweep the cases copy is built by the CLI, once: one worker runs them all (a module fixture would be
 # built again on every worker, and again whenever a worker came back to this module).
@@ -196,9 +198,17 @@ def sweep_resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
 
 
 def search_resume(case: Path, original: Path, damaged: Path) -> tuple[int, str]:
-    """The search's command again, with resume= (as a process: the sweeper reads the study)."""
+    """The search's command again, with resume= (the whole command: the sweeper reads the study)."""
     corpus = f"data.path={original / 'corpus.txt'}"
-    done = run("train.py", *SEARCH_ARGS, corpus, f"resume={case / 'search'}", cwd=case, timeout=300)
+    done = call(
+        "train.py",
+        *SEARCH_ARGS,
+        corpus,
+        f"resume={case / 'search'}",
+        cwd=case,
+        capfd=None,
+        RNNLAB_DATA_DIR=str(case / "data"),
+    )
     return done.returncode, done.stderr if done.returncode else ""
 
 
@@ -341,12 +351,12 @@ def nothing_deleted(before: dict[str, str], after: dict[str, str]) -> None:
         assert name in after or any(after[a] == digest for a in aside), f"{name} was deleted"
 
 
-# -- a resume past each damaged file it reads, as the user runs it: Hydra and Lightning to the end --------
+# -- a resume past each damaged file it reads, through train.py's main: Hydra and Lightning to the end ----
 RESUMED = [target for target in FILES if target.readers.get("resume") in (RECOVERED, EITHER)]
 
 
 @pytest.mark.parametrize("target", RESUMED, ids=[target.name for target in RESUMED])
-def test_a_resume_past_a_damaged_file_trains_to_the_end(finished, tmp_path, target):
+def test_a_resume_past_a_damaged_file_trains_to_the_end(finished, tmp_path, capfd, target):
     case = tmp_path / "case"
     shutil.copytree(finished, case, symlinks=True)
     run_dir = (case / DAMAGED_JOB).resolve()
@@ -354,8 +364,13 @@ def test_a_resume_past_a_damaged_file_trains_to_the_end(finished, tmp_path, targ
     garbage(path)
     before = contents(case)
 
-    done = run(
-        "train.py", f"resume={run_dir}", "trainer.max_epochs=2", cwd=case, RNNLAB_DATA_DIR=str(case / "data")
+    done = call(
+        "train.py",
+        f"resume={run_dir}",
+        "trainer.max_epochs=2",
+        cwd=case,
+        capfd=capfd,
+        RNNLAB_DATA_DIR=str(case / "data"),
     )
 
     assert done.returncode == 0, done.why()

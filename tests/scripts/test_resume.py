@@ -21,6 +21,7 @@ from tests.project import (
     ROOT,
     TINY,
     Child,
+    call,
     child_environment,
     launch,
     new_output_file,
@@ -148,30 +149,28 @@ def corpus(tmp_path_factory) -> Path:
 SHARES_STRAIGHT_RUN = pytest.mark.xdist_group("resume_text_sequential")
 
 
-@pytest.fixture(scope="session")
-def straight_text_run(tmp_path_factory, corpus) -> Path:
-    """The uninterrupted run of CASES["sequential"] (= the signal tests' command), for comparison."""
-    straight = tmp_path_factory.mktemp("straight") / "straight"
-    done = run(
-        "train.py",
-        *CASES["sequential"],
-        *EXACT,
-        f"data.path={corpus}",
-        f"hydra.run.dir={straight}",
-        cwd=straight.parent,
-    )
+def straight_run(args: list[str], straight: Path) -> Path:
+    """The uninterrupted run of `args`, for comparison: train.py's main in this process. The runs it is
+    compared with are fresh interpreters, as a user's are; this one runs in a test process that has
+    already run others, so a result that depended on a process's state (an unseeded draw, string
+    hashing, a thread count) would differ from theirs."""
+    done = call("train.py", *args, f"hydra.run.dir={straight}", cwd=straight.parent, capfd=None)
     assert done.returncode == 0, done.why()
     return straight
+
+
+@pytest.fixture(scope="session")
+def straight_text_run(tmp_path_factory, corpus) -> Path:
+    """The uninterrupted run of CASES["sequential"] (= the signal tests' command)."""
+    args = [*CASES["sequential"], *EXACT, f"data.path={corpus}"]
+    return straight_run(args, tmp_path_factory.mktemp("straight") / "straight")
 
 
 def uninterrupted_run(request, case: str, args: list[str], work: Path) -> Path:
     """The uninterrupted run of `args`: shared for the sequential text case, else run here."""
     if case == "sequential":
         return request.getfixturevalue("straight_text_run")
-    straight = work / "straight"
-    done = run("train.py", *args, f"hydra.run.dir={straight}", cwd=work)
-    assert done.returncode == 0, done.why()
-    return straight
+    return straight_run(args, work / "straight")
 
 
 def start_held(*args: str, cwd: Path) -> Child:
@@ -288,21 +287,21 @@ def test_sigterm_or_ctrl_c_saves_at_a_batch_end_and_resumes_exactly(
     assert same_ending(straight, broken) and equal(final_weights(straight), final_weights(broken))
 
 
-def test_a_resumed_run_takes_a_longer_schedule_but_refuses_a_new_network(tmp_path, corpus):
+def test_a_resumed_run_takes_a_longer_schedule_but_refuses_a_new_network(tmp_path, corpus, capfd):
     work = tmp_path / "work"
     work.mkdir()
     run_dir = work / "run"
     args = [*TINY, "data.max_tokens=5000", f"data.path={corpus}", "trainer.max_epochs=2", "scheduler=cosine"]
-    assert run("train.py", *args, f"hydra.run.dir={run_dir}", cwd=work).returncode == 0
+    assert call("train.py", *args, f"hydra.run.dir={run_dir}", cwd=work, capfd=capfd).returncode == 0
     before = sorted(p.name for p in run_dir.rglob("*"))
     metrics_before = metrics(run_dir)
 
-    refused = run("train.py", f"resume={run_dir}", "model.hidden_size=32", cwd=work)
+    refused = call("train.py", f"resume={run_dir}", "model.hidden_size=32", cwd=work, capfd=capfd)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "model.hidden_size=32 cannot change in a resumed run" in refused.stderr
     assert sorted(p.name for p in run_dir.rglob("*")) == before  # nothing written
 
-    longer = run("train.py", f"resume={run_dir}", "trainer.max_epochs=4", cwd=work)
+    longer = call("train.py", f"resume={run_dir}", "trainer.max_epochs=4", cwd=work, capfd=capfd)
     assert longer.returncode == 0, longer.why()
     after = metrics(run_dir)
     assert after["epochs"] == 4 and after["resumes"][0]["step"] == metrics_before["steps"]
@@ -314,7 +313,7 @@ def test_a_resumed_run_takes_a_longer_schedule_but_refuses_a_new_network(tmp_pat
 
 
 def test_a_sweep_resumes_skipping_completed_jobs_resuming_killed_ones_and_rerunning_failed_ones(
-    tmp_path, corpus
+    tmp_path, corpus, capfd
 ):
     work = tmp_path / "work"
     work.mkdir()
@@ -328,7 +327,7 @@ def test_a_sweep_resumes_skipping_completed_jobs_resuming_killed_ones_and_rerunn
     assert metrics(sweep / "data.num_steps=-5")["status"] == "failed"
     assert not (sweep / "data.num_steps=8" / "metrics.json").exists()
 
-    different = run("train.py", *args[:-1], "data.num_steps=10,12", f"resume={sweep}", cwd=work)
+    different = call("train.py", *args[:-1], "data.num_steps=10,12", f"resume={sweep}", cwd=work, capfd=capfd)
     assert different.returncode == 2 and "was swept by another command" in different.stderr
 
     resumed = run("train.py", *args, f"resume={sweep}", cwd=work)

@@ -395,10 +395,13 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(tmp_path):
     assert f"optimizer.lr: {best.params['optimizer.lr']}" in dom
 
 
-def test_joblib_workers_run_a_batch_of_trials_that_report_through_the_storage(workdir, repetitive_corpus):
+def test_joblib_workers_run_a_batch_of_trials_that_report_through_the_storage(
+    workdir, repetitive_corpus, capfd
+):
+    """The search in this process; joblib's workers, which train the trials, are processes of their own."""
     if not module_installed("hydra_plugins.hydra_joblib_launcher"):
         pytest.skip('the joblib launcher is not installed: pip install -e ".[cluster]"')
-    result = run(
+    result = call(
         "train.py",
         *SMALL_SEARCH,
         f"data.path={repetitive_corpus}",
@@ -408,6 +411,7 @@ def test_joblib_workers_run_a_batch_of_trials_that_report_through_the_storage(wo
         "hydra.sweeper.n_trials=2",
         "trainer.max_epochs=2",
         cwd=workdir,
+        capfd=capfd,
     )
     assert result.returncode == 0, output(result)[-3000:]
     assert "is launching 2 jobs" in output(result)  # one batch of two trials
