@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py --experiment shakespeare_char_cpu --minutes 2 [--seeds 1,2,3]
            [--val-every 500] [--set data.eval_mode=windowed ...] [--out outputs/benchmarks/quality]
-    python benchmarks/quality.py --runs RUN_DIR [RUN_DIR ...] [--out ...]   # finished runs, as they are
+    python benchmarks/quality.py --runs RUN_DIR [RUN_DIR ...] [--labels A,B,...] [--out ...]   # finished runs
 
 Each seed is one `scripts/train.py` run (`trainer.max_time` is the budget; validation every
 `--val-every` optimiser steps, so the curve has points inside epochs). The curve is read back from
@@ -33,8 +33,9 @@ PUBLISHED = [
 ]
 
 # nanoGPT's CPU recipe run on a 2-core machine of this project's kind (karpathy/nanoGPT, the README's
-# command; 2000 iterations, start to end): val loss at its last evaluation, wall seconds, characters
-NANOGPT_RUN_HERE = [("nanoGPT, CPU recipe, run on this machine", 1.8857, 114.4, 2000 * 12 * 64)]
+# command; 2000 iterations, start to end, 2026-12-07, the session of docs/tinyshakespeare.md's tables):
+# val loss at its last evaluation, wall seconds, characters
+NANOGPT_RUN_HERE = [("nanoGPT, CPU recipe, run on this machine", 1.8857, 98.1, 2000 * 12 * 64)]
 
 
 def curve(run_dir: Path, started: float, chars_per_step: int) -> list[dict[str, float]]:
@@ -86,19 +87,21 @@ def chars_per_step(config: dict) -> int:
     return int(config["data"]["batch_size"]) * int(config["data"]["num_steps"])
 
 
-def finished_curves(run_dirs: list[Path]) -> list[dict]:
-    """The curves of finished runs, labelled by their experiment= (default: none) and seed."""
+def finished_curves(run_dirs: list[Path], labels: list[str] | None = None) -> list[dict]:
+    """The curves of finished runs, labelled by their experiment= (default: none), or by `labels` (one
+    per run, in order: runs of one experiment with other overrides), and seed."""
     from rnnlab.readback import read_overrides
 
     rows = []
-    for run_dir in run_dirs:
+    for index, run_dir in enumerate(run_dirs):
         config_file = run_dir / ".hydra" / "config.yaml"
         if not config_file.is_file():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no .hydra/config.yaml)")
         config = run_config(run_dir)
         overrides = read_overrides(run_dir / ".hydra" / "overrides.yaml")
         named = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
-        label = {"experiment": next(iter(named), "default"), "seed": config["seed"]}
+        experiment = labels[index] if labels else next(iter(named), "default")
+        label = {"experiment": experiment, "seed": config["seed"]}
         points = curve(run_dir, config_file.stat().st_mtime, chars_per_step(config))
         rows += [{**label, **point} for point in points]
     return rows
@@ -149,11 +152,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--set", action="append", default=[], help="another train.py override")
     parser.add_argument("--out", default="outputs/benchmarks/quality")
     parser.add_argument("--runs", nargs="+", type=Path, default=None, help="finished run folders to draw")
+    parser.add_argument("--labels", default=None, help="with --runs: a comma list of their labels, in order")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    labels = args.labels.split(",") if args.labels else None
+    if labels and (not args.runs or len(labels) != len(args.runs)):
+        print(f"error: --labels names {len(labels)} runs; give one label per --runs folder", file=sys.stderr)
+        return 2
     if args.runs:
         try:
-            rows = finished_curves(args.runs)
+            rows = finished_curves(args.runs, labels)
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

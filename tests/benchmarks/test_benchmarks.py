@@ -170,6 +170,14 @@ def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
     assert steps[1] == 2 * steps[0] > 0
     assert quality.main(["--runs", str(tmp_path), f"--out={tmp_path / 'q2'}"]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+    # a label of one's own (runs of one experiment that differ in other overrides), one per run
+    assert quality.main(["--runs", str(run_dir), "--labels", "wider", f"--out={tmp_path / 'q3'}"]) == 0
+    assert [row.split(",")[:2] for row in (tmp_path / "q3.csv").read_text().splitlines()[1:]] == [
+        ["wider", "5"]
+    ] * 2
+    assert quality.main(["--runs", str(run_dir), "--labels", "a,b", f"--out={tmp_path / 'q4'}"]) == 2
+    assert "give one label per --runs folder" in capsys.readouterr().err
+    assert not (tmp_path / "q4.csv").exists()
 
 
 def test_cpu_fast_path(corpus, tmp_path, capfd):
