@@ -114,8 +114,8 @@ def slurm_cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def on_cluster(slurm_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """The cluster, its slurm.conf in this test's environment (its children submit jobs there), and
-    one thread per process, in the jobs and in the runs they are compared with. Jobs the test leaves
-    behind are cancelled at its end."""
+    one thread per process, in the jobs and in the processes they are compared with (a run in this
+    process keeps the thread count it has). Jobs the test leaves behind are cancelled at its end."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     # a job script's `python` is this one (the environment is the submitter's)
