@@ -563,6 +563,15 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(".hydra"))
 
 
+def call_benchmark(script: str, *args: str, capfd: pytest.CaptureFixture, **env: str) -> Finished:
+    """`main(ARGS)` of benchmarks/<script> in this process, as `call` runs a script, from the repository
+    (the benchmarks start their children there); runs keep this test's own RNNLAB_OUTPUT_DIR, as the
+    benchmark run as a child of the test would."""
+    env = {"RNNLAB_OUTPUT_DIR": os.environ["RNNLAB_OUTPUT_DIR"], **env}
+    main = load_benchmark(Path(script).stem).main
+    return call_main(main, script, *args, cwd=ROOT, capfd=capfd, **env)
+
+
 def load_benchmark(name: str):
     """A script of benchmarks/ as a module, to call its `main` in-process. Its folder goes on sys.path,
     as it is for the script run by hand: the benchmarks import `common` from it."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import ROOT, call_main, child_environment, load_benchmark, run_command
+from tests.project import ROOT, call_benchmark, child_environment, load_benchmark, run_command
 
 pytestmark = pytest.mark.slow  # subprocesses that train: `pytest -m "not slow"` leaves them out
 
@@ -33,10 +33,9 @@ def corpus(tmp_path: Path) -> Path:
 
 def run(script: str, corpus: Path, out: Path, *options: str, capfd) -> str:
     """The benchmark's main in this process (what it starts, it starts as processes), on the corpus."""
-    main = load_benchmark(Path(script).stem).main
     options = (*options, f"--data-path={corpus}", f"--out={out}")
     # RNNLAB_DATA_DIR: the benchmark and its children never read or download the real corpus
-    result = call_main(main, script, *options, cwd=ROOT, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent))
+    result = call_benchmark(script, *options, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent))
     assert result.returncode == 0, result.why()
     assert out.read_text() in result.stdout  # the table printed is the table written
     return out.read_text()
@@ -111,7 +110,7 @@ def test_corpus(tmp_path, capfd):
     the memory part runs it too (to warm the cache)."""
     out = tmp_path / "corpus.md"
     options = ["--sizes", "1", "--steps", "5", "--skip", "startup", f"--out={out}"]
-    result = call_main(load_benchmark("corpus").main, "corpus.py", *options, cwd=ROOT, capfd=capfd)
+    result = call_benchmark("corpus.py", *options, capfd=capfd)
     assert result.returncode == 0, result.why()
     table = out.read_text()
     for kind in ("char (raw)", "char (d2l)", "byte (raw)", "word (raw)"):
@@ -132,10 +131,7 @@ def test_quality_writes_val_loss_against_time_and_characters(corpus, tmp_path, c
         "model.hidden_size=16",
     ]
     options += [f"--set={s}" for s in tiny]
-    main = load_benchmark("quality").main
-    result = call_main(
-        main, "quality.py", *options, cwd=ROOT, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent)
-    )
+    result = call_benchmark("quality.py", *options, capfd=capfd, RNNLAB_DATA_DIR=str(corpus.parent))
     assert result.returncode == 0, result.why()
     rows = out.with_suffix(".csv").read_text().splitlines()
     assert rows[0] == "experiment,seed,seconds,characters,step,val_loss" and len(rows) >= 2
@@ -150,7 +146,7 @@ def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
     from omegaconf import OmegaConf
 
     from rnnlab.run.train import train
-    from tests.project import compose_train, load_benchmark
+    from tests.project import compose_train
 
     run_dir = tmp_path / "run"
     overrides = ["data=text", f"data.path={corpus}", "data.batch_size=4", "data.num_steps=10"]
