@@ -13,10 +13,15 @@
    to run (a forward hook on each nn.LSTM / nn.GRU / nn.RNN, times its layers and directions). The
    preset is on the fast path when every training layer call ran oneDNN's `rnn` primitive as
    `forward_training` and again as `backward`, and every evaluation call as `forward_inference`.
+   The preset with weight dropout also runs under `trainer.precision=bf16-mixed` (autocast to
+   bfloat16), and the table names the implementation oneDNN ran for each propagation kind (`ref`:
+   its GEMM-based RNN; `brgemm:<isa>`: its brgemm kernels for that instruction set).
 2. Levers: training tokens/s of each preset's network, optimiser and clipping in a plain loop (the
    step rnnlab's task takes, without Lightning around it: `benchmarks/throughput.py` measures that),
    as configured, then with one setting changed: weight dropout on (or off, where the preset has it),
-   two window lengths in turn (shapes not fixed), one intra-op thread instead of torch's default; and
+   two window lengths in turn (shapes not fixed), one intra-op thread instead of torch's default,
+   bf16 autocast (what `trainer.precision=bf16-mixed` wraps the forward in; float32 for a preset
+   that is configured with bf16); and
    denormals flushed (`torch.set_flush_denormal(True)`), which only holds for every thread when set
    before the first parallel region: two fresh processes, flushed and not, against each other.
 3. tokens/s of `--grid-preset` per batch size and window (data.batch_size x data.num_steps).
@@ -44,6 +49,7 @@ from common import ROOT, compose, data_overrides, write_table
 
 PRESETS = "shakespeare_char_cpu,shakespeare_char,timemachine_best"
 PROBE_MARK = "rnnlab-probe "  # the child's one line of counts on stdout, among oneDNN's lines
+KINDS = ("forward_training", "backward", "forward_inference")  # oneDNN's propagation kinds
 
 
 # -- 1. is oneDNN's RNN primitive used? --------------------------------------------------------------
@@ -54,6 +60,7 @@ class Confirmation:
     train_calls: int  # recurrent layer calls with gradients on (training)
     eval_calls: int  # without gradients (validation, the sample)
     runs: Counter  # oneDNN rnn executions per propagation kind
+    implementations: dict[str, set[str]]  # per propagation kind, the kernels oneDNN ran (`ref`, ...)
     built: int  # rnn primitives created (cache misses): one per new shape and kind
     build_ms: float  # their total creation time
 
@@ -65,17 +72,21 @@ class Confirmation:
     def backward(self) -> bool:
         return self.train_calls > 0 and self.runs["backward"] == self.train_calls
 
+    def implementation(self, kind: str) -> str:
+        return ", ".join(sorted(self.implementations.get(kind, ()))) or "-"
+
     @property
     def inference(self) -> bool:
         return self.eval_calls > 0 and self.runs["forward_inference"] == self.eval_calls
 
 
-def read_verbose(stdout: str) -> tuple[Counter, int, float]:
-    """oneDNN's `rnn` primitive lines (ONEDNN_VERBOSE=2): executions per propagation kind, and how
-    many were created and in how many milliseconds. A line reads
+def read_verbose(stdout: str) -> tuple[Counter, dict[str, set[str]], int, float]:
+    """oneDNN's `rnn` primitive lines (ONEDNN_VERBOSE=2): executions per propagation kind, the
+    implementations that ran each kind, and how many were created and in how many milliseconds. A line reads
     `onednn_verbose,v1,primitive,exec,cpu,rnn,<impl>,<prop kind>,...,<ms>`; the algorithm
     (vanilla_lstm, lbr_gru, vanilla_gru, vanilla_rnn) follows further on."""
     runs: Counter = Counter()
+    implementations: dict[str, set[str]] = {}
     built, build_ms = 0, 0.0
     for line in stdout.splitlines():
         fields = line.split(",")
@@ -83,15 +94,17 @@ def read_verbose(stdout: str) -> tuple[Counter, int, float]:
             continue
         if fields[3] == "exec":
             runs[fields[7]] += 1
+            implementations.setdefault(fields[7], set()).add(fields[6])
         elif fields[3] == "create:cache_miss":
             built += 1
             build_ms += float(fields[-1])
-    return runs, built, build_ms
+    return runs, implementations, built, build_ms
 
 
-def confirm(preset: str, weight_dropout: float, args: argparse.Namespace) -> Confirmation:
+def confirm(preset: str, weight_dropout: float, precision: str, args: argparse.Namespace) -> Confirmation:
     """Train one loader batch and validate one batch of `preset` in a child with ONEDNN_VERBOSE=2."""
     command = [sys.executable, __file__, "--probe", preset, f"--weight-dropout={weight_dropout}"]
+    command += [f"--set=trainer.precision={precision}"]
     command += [f"--set={s}" for s in args.set] + [f"--workdir={args.workdir}"]
     command += [f"--data-path={args.data_path}"] if args.data_path else []
     env = {**os.environ, "ONEDNN_VERBOSE": "2", "PYTHONUNBUFFERED": "1"}
@@ -155,6 +168,8 @@ class Setting:
     weight_dropout: float | None = None  # None: the preset's
     threads: int | None = None  # None: torch's default
     two_lengths: bool = False  # every other step one token shorter: two shapes in turn
+    bf16: bool | None = None  # the forward and the loss under CPU autocast to bfloat16, as
+    # trainer.precision=bf16-mixed runs them; None: as the preset's precision says
 
 
 class PresetLoop:
@@ -170,6 +185,7 @@ class PresetLoop:
         self.network, self.clip = task.network, cfg.task.gradient_clip_val
         self.make_optimizer = instantiate(cfg.optimizer)
         self.preset_dropout = float(cfg.model.get("weight_dropout") or 0.0)
+        self.preset_bf16 = str(cfg.trainer.get("precision")).startswith("bf16")
         # the first windows of an epoch, gathered once, so that the loop times training only
         loader = datamodule.train_dataloader()
         self.windows = [batch for _, batch in zip(range(32), loader, strict=False)]
@@ -179,6 +195,7 @@ class PresetLoop:
         from torch.nn import functional as F
 
         from rnnlab.models.regularisation import run_with_penalty
+        from rnnlab.tasks.sequence import detach
 
         threads = torch.get_num_threads()
         if setting.threads:
@@ -186,6 +203,7 @@ class PresetLoop:
         self.network.weight_dropout = (
             self.preset_dropout if setting.weight_dropout is None else setting.weight_dropout
         )
+        bf16 = self.preset_bf16 if setting.bf16 is None else setting.bf16
         network = self.network.train()
         optimizer = self.make_optimizer(network.parameters())
         state, tokens, started = None, 0, None
@@ -197,14 +215,15 @@ class PresetLoop:
                     break
                 if setting.two_lengths and step % 2:
                     x, y = x[:, :-1], y[:, :-1]
-                outputs, state, penalty = run_with_penalty(network, x, state)
-                loss = F.cross_entropy(outputs.flatten(0, 1), y.flatten())
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    outputs, state, penalty = run_with_penalty(network, x, state)
+                    loss = F.cross_entropy(outputs.flatten(0, 1), y.flatten())
                 optimizer.zero_grad(set_to_none=True)
                 (loss if penalty is None else loss + penalty).backward()
                 if self.clip:
                     torch.nn.utils.clip_grad_norm_(network.parameters(), self.clip)
                 optimizer.step()
-                state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+                state = detach(state)  # an LSTM's (h, c), or that with a token shift's last input
                 tokens += y.numel()
         finally:
             torch.set_num_threads(threads)
@@ -240,7 +259,7 @@ def measure(args: argparse.Namespace) -> None:
     print(f"{RATE_MARK}{rate}", flush=True)
 
 
-def settings(preset_dropout: float, args: argparse.Namespace) -> list[Setting]:
+def settings(preset_dropout: float, preset_bf16: bool, args: argparse.Namespace) -> list[Setting]:
     import torch
 
     one_thread = 1 if torch.get_num_threads() > 1 else 2
@@ -254,6 +273,7 @@ def settings(preset_dropout: float, args: argparse.Namespace) -> list[Setting]:
         dropout,
         Setting("two window lengths in turn", two_lengths=True),
         Setting(f"{one_thread} intra-op thread(s)", threads=one_thread),
+        Setting("float32", bf16=False) if preset_bf16 else Setting("bf16 autocast", bf16=True),
     ]
 
 
@@ -298,10 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     if "confirm" in parts:
         lines += [
             "",
-            "| preset | weight dropout | layer calls (train / eval) | oneDNN forward_training "
+            "| preset | weight dropout | precision | layer calls (train / eval) | oneDNN forward_training "
             "| oneDNN backward | oneDNN forward_inference | fast path fwd / bwd "
-            "| rnn primitives built (ms) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| oneDNN implementation (training / backward / inference) | rnn primitives built (ms) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as workdir:
@@ -311,13 +331,15 @@ def main(argv: list[str] | None = None) -> None:
             own = float(preset_config(preset, args).model.get("weight_dropout") or 0.0)
             if "settings" in parts:
                 loops[preset] = PresetLoop(preset, args)
-            for p in sorted({0.0, own or args.weight_dropout}) if "confirm" in parts else ():
-                c = confirm(preset, p, args)
+            dropped = own or args.weight_dropout
+            cases = [(0.0, "32-true"), (dropped, "32-true"), (dropped, "bf16-mixed")]
+            for p, precision in cases if "confirm" in parts else ():
+                c = confirm(preset, p, precision, args)
                 lines.append(
-                    f"| {preset} | {p:g} | {c.train_calls} / {c.eval_calls} | {c.runs['forward_training']} "
-                    f"| {c.runs['backward']} | {c.runs['forward_inference']} "
+                    f"| {preset} | {p:g} | {precision} | {c.train_calls} / {c.eval_calls} "
+                    f"| {c.runs['forward_training']} | {c.runs['backward']} | {c.runs['forward_inference']} "
                     f"| {'yes' if c.forward else 'NO'} / {'yes' if c.backward else 'NO'} "
-                    f"| {c.built} ({c.build_ms:.1f}) |"
+                    f"| {' / '.join(map(c.implementation, KINDS))} | {c.built} ({c.build_ms:.1f}) |"
                 )
                 print(lines[-1], flush=True)
         lines += [
@@ -330,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(lines[-5:]), flush=True)
         for preset, loop in loops.items():  # empty unless "settings" in parts
             base = None
-            for setting in settings(loop.preset_dropout, args):
+            for setting in settings(loop.preset_dropout, loop.preset_bf16, args):
                 rate = loop.tokens_per_s(setting, args.seconds, args.warmup)
                 base = base or rate
                 lines.append(f"| {preset} | {setting.name} | {rate:,.0f} | {rate / base:.2f} |")

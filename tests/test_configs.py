@@ -265,7 +265,7 @@ def seconds(max_time: str) -> int:
 
 # (preset, its search, how many times the search's budget the preset gets)
 SHAKESPEARE_PRESETS = [
-    ("shakespeare_char_cpu", "shakespeare_char_cpu", 1),
+    ("shakespeare_char_cpu", "shakespeare_char_cpu_bf16", 1),
     ("shakespeare_char", "shakespeare_char", 4),
 ]
 

@@ -177,21 +177,26 @@ def test_quality_draws_finished_runs_as_they_are(corpus, tmp_path, capsys):
 
 
 def test_cpu_fast_path(corpus, tmp_path, capfd):
-    """One preset (a LayerStack LSTM with weight dropout, made tiny): the oneDNN table, the settings and
-    one cell of the batch-by-window table."""
+    """One preset (a LayerStack LSTM with weight dropout and a token shift, made tiny): the oneDNN
+    table in float32 and bf16, the settings and one cell of the batch-by-window table."""
     tiny = ["model.hidden_size=16", "model.embedding_dim=8", "data.batch_size=4", "data.num_steps=10"]
+    tiny += ["model.token_shift=true"]  # its state is (the LSTM's state, the last input): carried too
     options = ["--presets=timemachine_best", "--grid-preset=timemachine_best", "--seconds=0.2"]
     options += ["--warmup=1", "--batch-sizes=4", "--windows=8", *(f"--set={s}" for s in tiny)]
     table = run("cpu_fast_path.py", corpus, tmp_path / "cpu_fast_path.md", *options, capfd=capfd)
-    for weight_dropout in ("0", "0.234"):  # without, and with the preset's own
-        line = next(x for x in table.splitlines() if x.startswith(f"| timemachine_best | {weight_dropout} |"))
+    cases = [("0", "32-true"), ("0.234", "32-true"), ("0.234", "bf16-mixed")]  # the preset's own dropout
+    for weight_dropout, precision in cases:
+        start = f"| timemachine_best | {weight_dropout} | {precision} |"
+        line = next(x for x in table.splitlines() if x.startswith(start))
         assert "| yes / yes |" in line, line  # every training layer call ran oneDNN forward and backward
-        calls, forward, backward, inference, _, built = line.strip("|").split("|")[2:]
+        calls, forward, backward, inference, _, implementation, built = line.strip("|").split("|")[3:]
         train_calls, eval_calls = map(int, calls.split("/"))
         forward, backward, inference = int(forward), int(backward), int(inference)
         built = int(built.split()[0])  # `5 (2.9)`: primitives created (their milliseconds)
         assert train_calls > 0 and forward == backward == train_calls and inference == eval_calls > 0
         assert built >= 3  # a training, a backward and an evaluation shape at least
+        # the kernel oneDNN ran for each kind (`ref`, `brgemm:avx512_core`, ...): none left unnamed
+        assert all(name.strip() not in ("", "-") for name in implementation.split(" / ")), line
     settings = [x for x in table.splitlines() if x.startswith("| timemachine_best | ") and "/ " not in x]
     names = [x.split("|")[2].strip() for x in settings]
     assert names[:3] == [
@@ -201,6 +206,7 @@ def test_cpu_fast_path(corpus, tmp_path, capfd):
     ]
     # the other thread count than the run's own: 1 where torch takes 2 or more, 2 on one core
     assert re.fullmatch(r"[12] intra-op thread\(s\)", names[3]), names[3]
-    assert re.fullmatch(r"denormals flushed \(fresh processes: [\d,]+ vs [\d,]+ not\)", names[4]), names[4]
+    assert names[4] == "bf16 autocast"
+    assert re.fullmatch(r"denormals flushed \(fresh processes: [\d,]+ vs [\d,]+ not\)", names[5]), names[5]
     assert all(numbers(x)[0] > 0 for x in settings) and numbers(settings[0])[1] == 1.0
     assert "| batch | window 8 |" in table and row(table, "4")[0] > 0

@@ -62,3 +62,30 @@ def test_lightnings_srun_hint_is_shown_only_inside_a_slurm_job(tmp_path, monkeyp
         L.Trainer(**QUIET_TRAINER)
     shown = [str(w.message) for w in caught if "srun` command is available" in str(w.message)]
     assert bool(shown) is hinted, shown
+
+
+def test_the_model_summary_does_not_warn_about_bf16_mixed_whose_weights_are_float32():
+    """`experiment=shakespeare_char_cpu` trains under bf16-mixed; Lightning's summary would warn on every
+    run that it sizes the model in 32 bits, which is what the float32 weights take."""
+    import warnings
+
+    import lightning as L
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+    from torch import nn
+
+    from rnnlab.run.console import quiet_libraries
+    from tests.project import QUIET_TRAINER
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(4, 4)
+
+    module = Tiny()
+    module.trainer = L.Trainer(**{**QUIET_TRAINER, "precision": "bf16-mixed"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        size = ModelSummary(module).model_size
+    assert size == pytest.approx(4 * 20 / 1e6)  # 20 float32 parameters, 4 bytes each
+    assert not [w for w in caught if "model summary" in str(w.message)], [str(w.message) for w in caught]

@@ -18,7 +18,12 @@ from rnnlab.callbacks.new_schedule import FollowNewSchedule
 from rnnlab.callbacks.throughput import Throughput
 from rnnlab.errors import UserError
 from rnnlab.lr_schedules import check_warmup_steps
-from rnnlab.run.checks import check_arguments, check_model_fits_data, check_task_fits_data
+from rnnlab.run.checks import (
+    check_arguments,
+    check_model_fits_data,
+    check_task_fits_data,
+    warn_if_bf16_is_emulated,
+)
 from rnnlab.run.step_units import check_checkpoint_steps, trainer_settings_in_batches
 from rnnlab.search.trial_reporting import trial_callbacks
 from rnnlab.slurm import cluster_plugins
@@ -176,6 +181,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = create(
         trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None, **settings
     )
+    warn_if_bf16_is_emulated(trainer)
     return datamodule, task, trainer
 
 

@@ -119,6 +119,33 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(f"trainer.max_epochs={epochs} must be at least 1 (or -1 with trainer.max_steps)")
 
 
+# The CPU features that run bfloat16 arithmetic natively (`torch.cpu.get_capabilities()` names):
+# x86's AVX-512 BF16 and AMX, Arm's BF16 and SVE BF16. Without one, oneDNN converts in software.
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes in bfloat16 natively; None where torch cannot say (before 2.13)."""
+    import torch
+
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    return None if capabilities is None else any(capabilities().get(name) for name in NATIVE_BF16)
+
+
+def warn_if_bf16_is_emulated(trainer: Any) -> None:
+    """bf16 autocast is a CPU speed-up only on a CPU with bf16 instructions (1.6x on an AVX-512 BF16
+    machine, docs/performance-cpu.md); elsewhere bf16 is converted, not computed natively, and likely
+    slower than float32, so say so once."""
+    precision = str(trainer.precision)
+    on_cpu = trainer.strategy.root_device.type == "cpu"
+    if precision.startswith("bf16") and on_cpu and cpu_has_native_bf16() is False:
+        log.warning(
+            "trainer.precision=%s on a CPU without bf16 instructions (AVX-512 BF16, AMX or Arm BF16) "
+            "is likely slower than float32; set trainer.precision=32-true",
+            precision,
+        )
+
+
 def check_model_fits_data(cfg: DictConfig) -> None:
     """A network that cannot read the data's batches (`accepts` against the data's `input_kind`)."""
     accepts = getattr(get_class(cfg.model._target_), "accepts", None)
