@@ -54,9 +54,10 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_of_once(
     import lightning as L
 
     from rnnlab.run.checks import warn_if_bf16_is_emulated
+    from tests.project import QUIET_TRAINER
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
-    trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False, enable_progress_bar=False)
+    trainer = L.Trainer(**{**QUIET_TRAINER, "precision": precision})
     with caplog.at_level("WARNING", logger="rnnlab.run.checks"):
         warn_if_bf16_is_emulated(trainer)
     lines = [r.getMessage() for r in caplog.records if r.name == "rnnlab.run.checks"]
